@@ -1,0 +1,37 @@
+# Earshot: one entry point for people and CI. Every target runs from a clean clone.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# Debian packages: decoding (ffmpeg), speech synthesis for the wake-word data (espeak-ng, festival),
+# Russian text to synthesise from (fortunes-ru), audio tools (sox, flac).
+APT_PACKAGES := ffmpeg espeak-ng sox libsox-fmt-all flac festival festvox-ru fortunes-ru libsndfile1
+PYTEST_ARGS ?=
+
+.PHONY: setup apt venv test lint demo run bench train-classifier eval-classifier train-kws clean
+
+setup: apt venv ## Install everything: Debian packages and the pinned virtualenv.
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "Debian packages present"; fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/runtime.txt requirements/dev.txt requirements/train.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements/dev.txt -r requirements/train.txt
+	touch $@
+
+test: ## Run the whole suite against the local RabbitMQ and PostgreSQL.
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint:
+	$(VENV)/bin/ruff check services tests
+
+clean:
+	rm -rf .cache .pytest_cache

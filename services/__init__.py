@@ -1,0 +1,1 @@
+"""Earshot services: one package per service, sharing ``services.common``."""

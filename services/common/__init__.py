@@ -1,0 +1,1 @@
+"""What every Earshot service shares: settings, audio decoding, message contracts, AMQP topology."""

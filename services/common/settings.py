@@ -1,0 +1,13 @@
+"""Base settings: every service reads its configuration from ``EARSHOT_*`` environment variables."""
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class EarshotSettings(BaseSettings):
+    """Parent of each service's settings class, so the prefix and .env handling live in one place."""
+
+    model_config = SettingsConfigDict(env_prefix="EARSHOT_", env_file=".env", extra="ignore")
