@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 APT_PACKAGES := ffmpeg espeak-ng sox libsox-fmt-all flac festival festvox-ru fortunes-ru libsndfile1
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv test lint demo run bench train-classifier eval-classifier train-kws clean
+.PHONY: setup apt venv test lint demo run bench train-classifier eval-classifier train-kws calibrate-kws simulate-kws clean
 
 setup: apt venv ## Install everything: Debian packages and the pinned virtualenv.
 
@@ -29,6 +29,32 @@ $(VENV)/.installed: requirements/runtime.txt requirements/dev.txt requirements/t
 
 test: ## Run the whole suite against the local RabbitMQ and PostgreSQL.
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+run: setup ## Start every service on loopback against the local RabbitMQ and PostgreSQL; Ctrl-C stops all.
+	$(PY) -m services run
+
+demo: setup ## Send the committed samples through the running stack and print the answers.
+	$(PY) -m services demo
+
+bench: ## Speed of the classifier, the kws scan and the whole stack (medians of several runs).
+	$(PY) -m benchmarks.classifier
+	$(PY) -m benchmarks.kws
+	$(PY) -m benchmarks.stack
+
+train-classifier: ## Retrain the cry models from ../shared/data; rewrites the ONNX files and the model card.
+	$(PY) -m services.classifier train
+
+eval-classifier: ## Group-disjoint cross-validation of baselines and the shipped model; writes MODEL_CARD.md.
+	$(PY) -m services.classifier evaluate
+
+train-kws: ## Synthesise the wake-word data and retrain the spotter.
+	$(PY) -m services.kws train
+
+calibrate-kws: ## Choose the playback-side threshold against the simulated echo path.
+	$(PY) -m services.kws calibrate
+
+simulate-kws: ## Self-trigger report with and without skip_kws muting.
+	$(PY) -m services.kws simulate
 
 lint:
 	$(VENV)/bin/ruff check services tests

@@ -5,6 +5,10 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The audio corpora live beside the clone, never inside it.
+SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+# Generated training data, feature caches and run outputs: ignored by git.
+CACHE_DIR = REPO_ROOT / ".cache"
 
 
 class EarshotSettings(BaseSettings):
