@@ -15,3 +15,16 @@ class EarshotSettings(BaseSettings):
     """Parent of each service's settings class, so the prefix and .env handling live in one place."""
 
     model_config = SettingsConfigDict(env_prefix="EARSHOT_", env_file=".env", extra="ignore")
+
+
+class BrokerSettings(EarshotSettings):
+    """Where RabbitMQ is and how much each consumer takes at once."""
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    prefetch: int = 4
+
+
+class DatabaseSettings(EarshotSettings):
+    """Where PostgreSQL is (SQLAlchemy async URL)."""
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/earshot"

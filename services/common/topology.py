@@ -1,0 +1,93 @@
+"""The whole AMQP topology in one place: exchanges, queues, their arguments and bindings.
+
+Every service declares it idempotently at start (``services.common.amqp.declare_topology``), and
+``deploy/rabbitmq/definitions.json`` mirrors it (a test holds the two equal).
+
+Flow: the gateway publishes jobs to ``earshot.jobs``; workers consume ``cry.classify`` / ``kws.scan`` and
+publish results to ``earshot.results``; the store consumes ``store.results``, writes PostgreSQL, and publishes
+replies for the bot to ``earshot.replies``, which the gateway consumes from ``gateway.replies``.
+Every work queue is a quorum queue with a delivery limit and a dead-letter exchange into ``<queue>.dlq``;
+transient failures wait in ``<queue>.retry`` (per-message TTL) and dead-letter back into the work queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+JOBS_EXCHANGE = "earshot.jobs"
+RESULTS_EXCHANGE = "earshot.results"
+REPLIES_EXCHANGE = "earshot.replies"
+DEAD_LETTER_EXCHANGE = "earshot.dlx"
+RETRY_EXCHANGE = "earshot.retry"
+
+CRY_CLASSIFY_QUEUE = "cry.classify"
+KWS_SCAN_QUEUE = "kws.scan"
+STORE_RESULTS_QUEUE = "store.results"
+GATEWAY_REPLIES_QUEUE = "gateway.replies"
+
+DELIVERY_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class Exchange:
+    name: str
+    type: str = "direct"
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A durable quorum queue; ``routing_keys`` bind it to ``exchange``."""
+
+    name: str
+    exchange: str
+    routing_keys: tuple[str, ...]
+    arguments: dict[str, object] = field(default_factory=dict)
+
+
+def work_queue(name: str, exchange: str, routing_keys: tuple[str, ...]) -> list[Queue]:
+    """A work queue with its dead-letter queue and its retry queue."""
+    return [
+        Queue(
+            name=name,
+            exchange=exchange,
+            routing_keys=routing_keys,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": DELIVERY_LIMIT,
+                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                "x-dead-letter-routing-key": f"{name}.dlq",
+            },
+        ),
+        Queue(
+            name=f"{name}.dlq",
+            exchange=DEAD_LETTER_EXCHANGE,
+            routing_keys=(f"{name}.dlq",),
+            arguments={"x-queue-type": "quorum"},
+        ),
+        Queue(
+            name=f"{name}.retry",
+            exchange=RETRY_EXCHANGE,
+            routing_keys=(f"{name}.retry",),
+            arguments={
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": exchange,
+                "x-dead-letter-routing-key": routing_keys[0],
+            },
+        ),
+    ]
+
+
+EXCHANGES: tuple[Exchange, ...] = (
+    Exchange(JOBS_EXCHANGE),
+    Exchange(RESULTS_EXCHANGE),
+    Exchange(REPLIES_EXCHANGE),
+    Exchange(DEAD_LETTER_EXCHANGE),
+    Exchange(RETRY_EXCHANGE),
+)
+
+QUEUES: tuple[Queue, ...] = (
+    *work_queue(CRY_CLASSIFY_QUEUE, JOBS_EXCHANGE, (CRY_CLASSIFY_QUEUE,)),
+    *work_queue(KWS_SCAN_QUEUE, JOBS_EXCHANGE, (KWS_SCAN_QUEUE,)),
+    *work_queue(STORE_RESULTS_QUEUE, RESULTS_EXCHANGE, ("cry.result", "kws.result", "job.failed")),
+    *work_queue(GATEWAY_REPLIES_QUEUE, REPLIES_EXCHANGE, ("reply",)),
+)
