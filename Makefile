@@ -8,9 +8,14 @@ PIP := $(VENV)/bin/pip
 APT_PACKAGES := ffmpeg espeak-ng sox libsox-fmt-all flac festival festvox-ru fortunes-ru libsndfile1
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv test lint demo run bench train-classifier eval-classifier train-kws calibrate-kws simulate-kws clean
+.PHONY: setup apt venv broker test lint demo run bench train-classifier eval-classifier train-kws calibrate-kws simulate-kws clean
 
-setup: apt venv ## Install everything: Debian packages and the pinned virtualenv.
+setup: apt venv broker ## Install everything: Debian packages, the pinned virtualenv, RabbitMQ plugins.
+
+broker: ## The local RabbitMQ's management API (tests read queue depths from it) and Prometheus endpoint.
+	@rabbitmq-plugins list -e -m 2>/dev/null | grep -q '^rabbitmq_management$$' && \
+	  rabbitmq-plugins list -e -m 2>/dev/null | grep -q '^rabbitmq_prometheus$$' || \
+	  rabbitmq-plugins enable rabbitmq_management rabbitmq_prometheus
 
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
