@@ -25,16 +25,19 @@ def utc_now() -> datetime:
 
 
 class Contract(BaseModel):
-    """Base of all messages: immutable, strict about unknown fields, JSON on the wire."""
+    """Base of all messages: immutable, strict about unknown fields, JSON on the wire.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Bytes (inline audio) travel as base64: raw audio is not valid UTF-8, pydantic's default for bytes in JSON.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
 
     def to_body(self) -> bytes:
         return self.model_dump_json().encode()
 
 
 class AudioPayload(Contract):
-    """Audio inline while it is small (a voice note); larger tracks by reference to a content-addressed blob."""
+    """Audio inline while small (a voice note); larger tracks by reference to a content-addressed blob."""
 
     inline: bytes | None = None
     blob_sha256: Sha256Hex | None = None
@@ -42,7 +45,7 @@ class AudioPayload(Contract):
 
 
 class CryJob(Contract):
-    """A parent's recording to classify. ``request_id`` is the idempotency key, ``tg:<chat_id>:<message_id>``."""
+    """A parent's recording to classify; ``request_id`` (``tg:<chat_id>:<message_id>``) is its key."""
 
     contract: Literal["CryJob.v1"] = "CryJob.v1"
     request_id: str = Field(min_length=1, max_length=200)

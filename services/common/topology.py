@@ -25,7 +25,21 @@ KWS_SCAN_QUEUE = "kws.scan"
 STORE_RESULTS_QUEUE = "store.results"
 GATEWAY_REPLIES_QUEUE = "gateway.replies"
 
+# Routing keys on RESULTS_EXCHANGE and REPLIES_EXCHANGE.
+CRY_RESULT_KEY = "cry.result"
+KWS_RESULT_KEY = "kws.result"
+JOB_FAILED_KEY = "job.failed"
+REPLY_KEY = "reply"
+
 DELIVERY_LIMIT = 5
+
+# Quorum queues dead-letter at most once by default: a message could vanish between a work queue and its
+# ``.dlq`` or between a ``.retry`` queue and its work queue. At-least-once dead-lettering (RabbitMQ >= 3.10)
+# closes that gap and requires the ``reject-publish`` overflow mode.
+AT_LEAST_ONCE_DEAD_LETTERING: dict[str, object] = {
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
+}
 
 
 @dataclass(frozen=True)
@@ -44,8 +58,22 @@ class Queue:
     arguments: dict[str, object] = field(default_factory=dict)
 
 
+def retry_queue(queue_name: str) -> str:
+    """The retry queue's name, also its routing key on ``RETRY_EXCHANGE``."""
+    return f"{queue_name}.retry"
+
+
+def dead_letter_queue(queue_name: str) -> str:
+    """The dead-letter queue's name, also its routing key on ``DEAD_LETTER_EXCHANGE``."""
+    return f"{queue_name}.dlq"
+
+
 def work_queue(name: str, exchange: str, routing_keys: tuple[str, ...]) -> list[Queue]:
-    """A work queue with its dead-letter queue and its retry queue."""
+    """A work queue with its dead-letter queue and its retry queue.
+
+    A message published to ``RETRY_EXCHANGE`` with routing key ``<name>.retry`` and a per-message expiration
+    (quorum queues honour it since RabbitMQ 3.10) waits there, then dead-letters back into the work queue.
+    """
     return [
         Queue(
             name=name,
@@ -55,23 +83,25 @@ def work_queue(name: str, exchange: str, routing_keys: tuple[str, ...]) -> list[
                 "x-queue-type": "quorum",
                 "x-delivery-limit": DELIVERY_LIMIT,
                 "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-                "x-dead-letter-routing-key": f"{name}.dlq",
+                "x-dead-letter-routing-key": dead_letter_queue(name),
+                **AT_LEAST_ONCE_DEAD_LETTERING,
             },
         ),
         Queue(
-            name=f"{name}.dlq",
+            name=dead_letter_queue(name),
             exchange=DEAD_LETTER_EXCHANGE,
-            routing_keys=(f"{name}.dlq",),
+            routing_keys=(dead_letter_queue(name),),
             arguments={"x-queue-type": "quorum"},
         ),
         Queue(
-            name=f"{name}.retry",
+            name=retry_queue(name),
             exchange=RETRY_EXCHANGE,
-            routing_keys=(f"{name}.retry",),
+            routing_keys=(retry_queue(name),),
             arguments={
                 "x-queue-type": "quorum",
                 "x-dead-letter-exchange": exchange,
                 "x-dead-letter-routing-key": routing_keys[0],
+                **AT_LEAST_ONCE_DEAD_LETTERING,
             },
         ),
     ]
@@ -88,6 +118,6 @@ EXCHANGES: tuple[Exchange, ...] = (
 QUEUES: tuple[Queue, ...] = (
     *work_queue(CRY_CLASSIFY_QUEUE, JOBS_EXCHANGE, (CRY_CLASSIFY_QUEUE,)),
     *work_queue(KWS_SCAN_QUEUE, JOBS_EXCHANGE, (KWS_SCAN_QUEUE,)),
-    *work_queue(STORE_RESULTS_QUEUE, RESULTS_EXCHANGE, ("cry.result", "kws.result", "job.failed")),
-    *work_queue(GATEWAY_REPLIES_QUEUE, REPLIES_EXCHANGE, ("reply",)),
+    *work_queue(STORE_RESULTS_QUEUE, RESULTS_EXCHANGE, (CRY_RESULT_KEY, KWS_RESULT_KEY, JOB_FAILED_KEY)),
+    *work_queue(GATEWAY_REPLIES_QUEUE, REPLIES_EXCHANGE, (REPLY_KEY,)),
 )

@@ -1,0 +1,69 @@
+"""Command line of the cry classifier: classify files, train the model, evaluate it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from services.classifier.settings import ClassifierSettings
+
+
+def classify(arguments: argparse.Namespace, settings: ClassifierSettings) -> int:
+    """One JSON answer per file; a rejected recording is an answer too (exit code 0)."""
+    from services.classifier.analysis import CryClassifier
+
+    classifier = CryClassifier.load(settings)
+    for name in arguments.files:
+        path = Path(name)
+        if not path.is_file():
+            print(f"no such file: {name}", file=sys.stderr)
+            return 2
+        analysis = classifier.analyse(path.read_bytes())
+        if arguments.json:
+            print(json.dumps({"file": name, **analysis.to_json_dict()}, ensure_ascii=False))
+        else:
+            print(f"{name}: {analysis.status} {analysis.label or ''} — {analysis.message}")
+    return 0
+
+
+def train(_: argparse.Namespace, settings: ClassifierSettings) -> int:
+    from services.classifier.evaluate import write_model_card
+    from services.classifier.train import train as run_training
+
+    run_training(settings)
+    write_model_card(settings)
+    return 0
+
+
+def evaluate(_: argparse.Namespace, settings: ClassifierSettings) -> int:
+    from services.classifier.evaluate import write_model_card
+
+    write_model_card(settings)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m services.classifier", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    classify_parser = commands.add_parser("classify", help="classify audio files")
+    classify_parser.add_argument("files", nargs="+", help="audio files (ogg, mp3, m4a, wav, flac)")
+    classify_parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    classify_parser.set_defaults(handler=classify)
+    commands.add_parser(
+        "train", help="retrain from the shared data; rewrites the ONNX file and the model card"
+    ).set_defaults(handler=train)
+    commands.add_parser(
+        "evaluate", help="cross-validate baselines and the shipped model; writes MODEL_CARD.md"
+    ).set_defaults(handler=evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    return arguments.handler(arguments, ClassifierSettings())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

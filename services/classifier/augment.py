@@ -1,0 +1,67 @@
+"""Training-time augmentation on band-limited audio: codec round trips, random crops and added noise.
+
+Applied alike to cries and non-cries, so that neither the codec nor the clip length nor the noise
+floor tells the classes apart. Everything draws from the generator it is given (fixed seeds).
+"""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+
+from services.classifier.features import PHONE_SAMPLE_RATE
+from services.common.audio import decode_audio
+
+MIN_CROP_SECONDS = 1.5
+WINDOW_SECONDS_AT_PHONE_RATE = 5 * PHONE_SAMPLE_RATE
+CODECS = (("ogg", "libopus", 12000), ("mp3", "libmp3lame", 16000))
+
+
+def codec_round_trip(samples: np.ndarray, container: str, codec: str, bit_rate: int) -> np.ndarray:
+    """Encode at PHONE_SAMPLE_RATE with a lossy phone codec and decode again through the upload path."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container) as output:
+        stream = output.add_stream(codec, rate=PHONE_SAMPLE_RATE, layout="mono")
+        stream.bit_rate = bit_rate
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = PHONE_SAMPLE_RATE
+        for packet in stream.encode(frame):
+            output.mux(packet)
+        for packet in stream.encode(None):
+            output.mux(packet)
+    return decode_audio(buffer.getvalue(), PHONE_SAMPLE_RATE).samples
+
+
+def random_view(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One augmented view (at most one window long) of a band-limited clip."""
+    view = _random_crop(samples, rng)
+    if rng.random() < 0.5:
+        container, codec, bit_rate = CODECS[rng.integers(len(CODECS))]
+        view = codec_round_trip(view, container, codec, bit_rate)
+    if rng.random() < 0.3:
+        view = _add_noise(view, rng)
+    return view.astype(np.float32, copy=False)
+
+
+def _random_crop(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    length = WINDOW_SECONDS_AT_PHONE_RATE
+    if rng.random() < 0.3:
+        length = int(rng.uniform(MIN_CROP_SECONDS, 5.0) * PHONE_SAMPLE_RATE)
+    length = min(length, len(samples))
+    start = int(rng.integers(0, len(samples) - length + 1))
+    return samples[start : start + length]
+
+
+def _add_noise(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """White or pink-ish noise at 10-30 dB SNR."""
+    noise = rng.standard_normal(len(samples)).astype(np.float32)
+    if rng.random() < 0.5:
+        noise = np.cumsum(noise) * 0.05
+        noise -= noise.mean()
+    signal_power = float(np.mean(samples**2)) + 1e-10
+    noise_power = float(np.mean(noise**2)) + 1e-10
+    snr_db = rng.uniform(10, 30)
+    return np.clip(samples + noise * np.sqrt(signal_power / noise_power / 10 ** (snr_db / 10)), -1, 1)

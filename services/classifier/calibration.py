@@ -1,0 +1,89 @@
+"""Calibration and thresholds from out-of-fold predictions (pure numpy).
+
+- temperature: one scalar T dividing the reason logits, chosen to minimise the out-of-fold log loss;
+- not_sure threshold: from the risk-coverage curve of the top calibrated probability;
+- cry threshold: from the out-of-fold cry probabilities of real cries, so that few cries are turned away.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TEMPERATURE_GRID = np.exp(np.linspace(np.log(0.25), np.log(8.0), 121))
+# The gate may turn away at most this share of real cries (target: <= 5%), measured out of fold
+# separately on Donate-a-Cry and on cries from outside it (ESC crying_baby); the stricter one wins.
+CRY_REJECTION_BUDGET = 0.04
+# "not sure" must still leave this share of cries with an answer.
+MIN_COVERAGE = 0.5
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def clip_probabilities(
+    window_logits: np.ndarray,
+    owner: np.ndarray,
+    n_clips: int,
+    temperature: float = 1.0,
+    window_weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Clip-level class probabilities: the (weighted) mean of the clip's window probabilities."""
+    probabilities = softmax(window_logits / temperature)
+    weights = np.ones(len(owner)) if window_weights is None else window_weights + 1e-6
+    totals = np.zeros((n_clips, window_logits.shape[1]))
+    np.add.at(totals, owner, probabilities * weights[:, None])
+    norm = np.zeros(n_clips)
+    np.add.at(norm, owner, weights)
+    return totals / norm[:, None]
+
+
+def clip_cry_probability(window_logits: np.ndarray, owner: np.ndarray, n_clips: int) -> np.ndarray:
+    """Clip-level cry probability: the mean over windows ("mostly a cry")."""
+    totals = np.zeros(n_clips)
+    np.add.at(totals, owner, sigmoid(window_logits.reshape(-1)))
+    return totals / np.bincount(owner, minlength=n_clips)
+
+
+def fit_temperature(window_logits: np.ndarray, owner: np.ndarray, targets: np.ndarray) -> float:
+    """Temperature minimising the clip-level negative log-likelihood."""
+    losses = [
+        _nll(clip_probabilities(window_logits, owner, len(targets), t), targets) for t in TEMPERATURE_GRID
+    ]
+    return float(TEMPERATURE_GRID[int(np.argmin(losses))])
+
+
+def _nll(probabilities: np.ndarray, targets: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(probabilities[np.arange(len(targets)), targets], 1e-12, 1))))
+
+
+def risk_coverage(probabilities: np.ndarray, targets: np.ndarray) -> list[tuple[float, float, float]]:
+    """(threshold, coverage, risk): answer only when the top probability >= threshold; risk = error rate."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == targets
+    curve = []
+    for threshold in np.unique(np.round(confidence, 3)):
+        answered = confidence >= threshold
+        curve.append((float(threshold), float(answered.mean()), float(1 - correct[answered].mean())))
+    return curve
+
+
+def choose_not_sure_threshold(probabilities: np.ndarray, targets: np.ndarray) -> float:
+    """Lowest-risk threshold that still answers at least MIN_COVERAGE of the clips (ties: more coverage)."""
+    eligible = [
+        (risk, -coverage, threshold)
+        for threshold, coverage, risk in risk_coverage(probabilities, targets)
+        if coverage >= MIN_COVERAGE
+    ]
+    return min(eligible)[2]
+
+
+def choose_cry_threshold(cry_probability_by_source: dict[str, np.ndarray]) -> float:
+    """Highest threshold that rejects at most CRY_REJECTION_BUDGET of the cries of every source."""
+    return float(min(np.quantile(p, CRY_REJECTION_BUDGET) for p in cry_probability_by_source.values()))

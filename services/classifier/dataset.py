@@ -1,0 +1,93 @@
+"""The training corpus: clips listed in the shared manifest plus locally synthesised negatives.
+
+Every clip is kept band-limited at PHONE_SAMPLE_RATE (see features.py). Which clips may train shipped
+weights is decided by licence here and nowhere else: CC-BY-NC ESC clips are evaluation-only.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from services.classifier.features import PHONE_SAMPLE_RATE
+from services.classifier.synthesis import NOISE_CLIPS, SPEECH_CLIPS, synthesise_negatives
+from services.common.audio import decode_audio
+
+TRAINABLE_LICENCES = frozenset({"ODbL-1.0/DbCL-1.0", "CC-BY-3.0", "synthesised"})
+# cold_hot folds into discomfort; lonely is not a canonical reason and stays out of the reason model.
+REASON_ALIASES = {"cold_hot": "discomfort"}
+NOT_A_REASON = frozenset({"lonely"})
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One recording: where it came from, what it is, and its band-limited samples."""
+
+    path: str
+    source: str
+    label: str
+    is_cry: bool
+    group: str
+    licence: str
+    samples: np.ndarray
+
+    @property
+    def trainable(self) -> bool:
+        return self.licence in TRAINABLE_LICENCES
+
+    @property
+    def is_donateacry(self) -> bool:
+        return self.source.startswith("donateacry")
+
+    @property
+    def reason(self) -> str | None:
+        """Canonical reason id for a Donate-a-Cry clip, or None when the clip carries no usable reason."""
+        if not self.is_donateacry or self.label in NOT_A_REASON:
+            return None
+        return REASON_ALIASES.get(self.label, self.label)
+
+    @property
+    def platform(self) -> str:
+        """Donate-a-Cry upload platform: upper-case uuids are iOS, lower-case Android (data README)."""
+        if not self.is_donateacry:
+            return "none"
+        uuid = Path(self.path).name[:36]
+        return "ios" if uuid == uuid.upper() and uuid != uuid.lower() else "android"
+
+
+def load_corpus(data_dir: Path, cache_dir: Path, seed: int) -> list[Clip]:
+    """Manifest clips and synthesised negatives, decoded once and cached under cache_dir."""
+    manifest = (data_dir / "manifest.csv").read_bytes()
+    key = hashlib.sha256(manifest + f"{seed} {SPEECH_CLIPS} {NOISE_CLIPS}".encode()).hexdigest()[:12]
+    cache_file = cache_dir / f"corpus_{key}.pkl"
+    if cache_file.exists():
+        with cache_file.open("rb") as handle:
+            return pickle.load(handle)
+    clips = [*load_manifest_clips(data_dir), *synthesise_negatives(seed)]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with cache_file.open("wb") as handle:
+        pickle.dump(clips, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return clips
+
+
+def load_manifest_clips(data_dir: Path) -> list[Clip]:
+    """Every clip of the shared manifest, decoded through the same path as uploads."""
+    with (data_dir / "manifest.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [
+        Clip(
+            path=row["path"],
+            source=row["source"],
+            label=row["label"],
+            is_cry=row["is_cry"] == "1",
+            group=row["group"],
+            licence=row["licence"],
+            samples=decode_audio((data_dir / row["path"]).read_bytes(), PHONE_SAMPLE_RATE).samples,
+        )
+        for row in rows
+    ]

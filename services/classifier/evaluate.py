@@ -1,0 +1,280 @@
+"""`python -m services.classifier evaluate`: honest figures for MODEL_CARD.md.
+
+Everything is measured on out-of-fold predictions of 5-fold cross-validation grouped by app instance
+(Donate-a-Cry) or freesound clip (ESC), the same folds for every model: the majority-class baseline,
+the reference baseline CNN and the shipped architecture. Thresholds and temperature are read from the
+shipped ONNX metadata. Intervals are 95% group-bootstrap intervals (metrics.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.classifier import calibration, gate, metrics
+from services.classifier.dataset import Clip, load_corpus
+from services.classifier.features import PHONE_SAMPLE_RATE
+from services.classifier.inference import CryModelSession
+from services.classifier.nets import BaselineCNN
+from services.classifier.settings import ClassifierSettings
+from services.classifier.train import (
+    REASON_LABELS,
+    Task,
+    cross_validate,
+    detector_task,
+    reason_task,
+)
+from services.classifier.training import FitConfig
+
+# The reference baseline as published: plain cross-entropy, no augmentation, the first window of each clip.
+BASELINE_CONFIG = FitConfig(
+    epochs=8, views_per_clip=1, learning_rate=1e-3, balance_classes=False, augment=False
+)
+RISK_COVERAGE_POINTS = (0.0, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)
+
+
+@dataclass
+class ModelResult:
+    """Clip-level predictions of one model on the reason task."""
+
+    name: str
+    predictions: np.ndarray
+    probabilities: np.ndarray | None = None
+
+
+def majority_predictions(targets: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Each fold answers the most frequent reason of the other folds (always 'hungry' here)."""
+    predictions = np.zeros_like(targets)
+    for fold in np.unique(folds):
+        predictions[folds == fold] = np.bincount(targets[folds != fold]).argmax()
+    return predictions
+
+
+def reason_probabilities(oof: dict[str, np.ndarray], n_clips: int, temperature: float) -> np.ndarray:
+    return calibration.clip_probabilities(oof["window_logits"], oof["owner"], n_clips, temperature)
+
+
+def _fmt(estimate: tuple[float, float, float]) -> str:
+    return f"{estimate[0]:.3f} [{estimate[1]:.3f}, {estimate[2]:.3f}]"
+
+
+def reason_section(task: Task, results: list[ModelResult], seed: int) -> list[str]:
+    """Per-class table, macro-F1 and balanced accuracy with intervals, paired margins, per platform."""
+    labels, targets, n = REASON_LABELS, task.targets, len(REASON_LABELS)
+    groups = [c.group for c in task.clips]
+    lines = ["| model | macro-F1 [95% CI] | balanced accuracy [95% CI] |", "| --- | --- | --- |"]
+    for result in results:
+        f1 = metrics.group_bootstrap(
+            lambda i, r=result: metrics.macro_f1(targets[i], r.predictions[i], n), groups, seed
+        )
+        bacc = metrics.group_bootstrap(
+            lambda i, r=result: metrics.balanced_accuracy(targets[i], r.predictions[i], n), groups, seed
+        )
+        lines.append(f"| {result.name} | {_fmt(f1)} | {_fmt(bacc)} |")
+    shipped = results[-1]
+    lines += ["", "Margin of the shipped model (paired group bootstrap, same resamples):", ""]
+    for other in results[:-1]:
+
+        def margin(i: np.ndarray, o: ModelResult = other) -> float:
+            return metrics.macro_f1(targets[i], shipped.predictions[i], n) - metrics.macro_f1(
+                targets[i], o.predictions[i], n
+            )
+
+        lines.append(
+            f"- macro-F1, shipped minus {other.name}: {_fmt(metrics.group_bootstrap(margin, groups, seed))}"
+        )
+    for result in results:
+        lines += [
+            "",
+            f"Per class, {result.name}:",
+            "",
+            "| label | precision | recall | F1 | clips |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for label, (p, r, f, s) in zip(
+            labels, metrics.per_class(targets, result.predictions, n), strict=True
+        ):
+            lines.append(f"| {label} | {p:.3f} | {r:.3f} | {f:.3f} | {s} |")
+    lines += [
+        "",
+        "Within each upload platform (the data README's confound; macro-F1 [95% CI]):",
+        "",
+        "| platform | clips | " + " | ".join(r.name for r in results) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in results) + " |",
+    ]
+    platforms = np.array([c.platform for c in task.clips])
+    for platform in ("android", "ios"):
+        index = np.flatnonzero(platforms == platform)
+        sub_groups = [groups[i] for i in index]
+        cells = [
+            _fmt(
+                metrics.group_bootstrap(
+                    lambda i, r=r, index=index: metrics.macro_f1(
+                        targets[index][i], r.predictions[index][i], n
+                    ),
+                    sub_groups,
+                    seed,
+                )
+            )
+            for r in results
+        ]
+        lines.append(f"| {platform} | {len(index)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def calibration_section(
+    task: Task, oof: dict[str, np.ndarray], temperature: float, not_sure: float
+) -> list[str]:
+    """Log loss / ECE before and after temperature scaling, and the risk-coverage curve of not_sure."""
+    targets = task.targets
+    lines = ["| | log loss | expected calibration error |", "| --- | --- | --- |"]
+    for name, t in (("uncalibrated (T = 1)", 1.0), (f"temperature T = {temperature:.2f}", temperature)):
+        probabilities = reason_probabilities(oof, len(targets), t)
+        loss = -np.mean(np.log(np.clip(probabilities[np.arange(len(targets)), targets], 1e-12, 1)))
+        lines.append(f"| {name} | {loss:.3f} | {expected_calibration_error(probabilities, targets):.3f} |")
+    probabilities = reason_probabilities(oof, len(targets), temperature)
+    confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == targets
+    lines += [
+        "",
+        "Risk-coverage of `not_sure` (answer only when the top calibrated probability >= threshold):",
+        "",
+        "| threshold | coverage | risk (error rate) | macro-F1 of answered |",
+        "| --- | --- | --- | --- |",
+    ]
+    for threshold in sorted({*RISK_COVERAGE_POINTS, round(not_sure, 3)}):
+        answered = confidence >= threshold
+        if not answered.any():
+            continue
+        f1 = metrics.macro_f1(targets[answered], probabilities.argmax(axis=1)[answered], len(REASON_LABELS))
+        marker = " (shipped)" if abs(threshold - not_sure) < 1e-3 else ""
+        lines.append(
+            f"| {threshold:.3f}{marker} | {answered.mean():.3f} | {1 - correct[answered].mean():.3f} | "
+            f"{f1:.3f} |"
+        )
+    return lines
+
+
+def expected_calibration_error(probabilities: np.ndarray, targets: np.ndarray, bins: int = 10) -> float:
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == targets
+    edges = np.linspace(0, 1, bins + 1)
+    error = 0.0
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            error += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
+    return float(error)
+
+
+def gate_section(
+    task: Task, oof: dict[str, np.ndarray], evaluation_only: list[Clip], cry_threshold: float
+) -> tuple[list[str], dict[str, float]]:
+    """Share of clips the whole gate (signal checks, then the detector) turns away, by kind of clip."""
+    trained_p = calibration.clip_cry_probability(oof["window_logits"], oof["owner"], len(task.clips))
+    extra_p = calibration.clip_cry_probability(oof["extra_logits"], oof["extra_owner"], len(evaluation_only))
+    rows: dict[str, list[bool]] = {}
+    reasons: dict[str, dict[str, int]] = {}
+    for clip, p in [*zip(task.clips, trained_p, strict=True), *zip(evaluation_only, extra_p, strict=True)]:
+        kind = _gate_kind(clip)
+        reason = gate.measure_signal(clip.samples, PHONE_SAMPLE_RATE).reason or (
+            "not_a_cry" if p < cry_threshold else None
+        )
+        rows.setdefault(kind, []).append(reason is not None)
+        if reason:
+            reasons.setdefault(kind, {}).setdefault(reason, 0)
+            reasons[kind][reason] += 1
+    lines = ["| clips | n | rejected by the gate | by reason |", "| --- | --- | --- | --- |"]
+    rates = {}
+    for kind in sorted(rows):
+        rates[kind] = float(np.mean(rows[kind]))
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(reasons.get(kind, {}).items()))
+        lines.append(f"| {kind} | {len(rows[kind])} | {rates[kind]:.1%} | {detail} |")
+    return lines, rates
+
+
+def _gate_kind(clip: Clip) -> str:
+    if clip.is_cry:
+        return f"cry: {clip.source}"
+    if not clip.trainable:
+        return f"not a cry, evaluation-only ESC-50: {clip.label}"
+    return f"not a cry: {clip.source}" if clip.source != "esc50" else "not a cry: ESC-10 (out of fold)"
+
+
+def scared_section(corpus: list[Clip], settings: ClassifierSettings, log: Callable[[str], None]) -> list[str]:
+    """Is `scared` learned beyond chance? Six-class CV of the shipped architecture, scared vs chance."""
+    labels = [*REASON_LABELS, "scared"]
+    task = reason_task(corpus, labels)
+    # Class-weighted, or a rare class is never predicted and could not show any signal at all.
+    config = dataclasses.replace(task.config, balance_classes=True)
+    task = Task("reasons_with_scared", task.clips, task.targets, len(labels), task.strata, config,
+                task.architecture)
+    oof = cross_validate(task, settings, log=log)
+    predictions = reason_probabilities(oof, len(task.targets), 1.0).argmax(axis=1)
+    scared = labels.index("scared")
+    precision, recall, f1, support = metrics.per_class(task.targets, predictions, len(labels))[scared]
+    predicted_share = float(np.mean(predictions == scared))
+    prevalence = support / len(task.targets)
+    chance_f1 = 2 * prevalence * predicted_share / (prevalence + predicted_share) if predicted_share else 0.0
+    return [
+        f"Six-class cross-validation (same architecture and folds method): `scared` has {support} clips "
+        f"({prevalence:.1%}); precision {precision:.3f}, recall {recall:.3f}, F1 {f1:.3f}. A random guesser "
+        f"that answers `scared` as often ({predicted_share:.1%} of clips) expects precision "
+        f"{prevalence:.3f}, "
+        f"recall {predicted_share:.3f}, F1 {chance_f1:.3f}.",
+        f"Verdict: `scared` {'is' if f1 > 2 * chance_f1 and f1 > 0.1 else 'is not'} learned clearly beyond "
+        "chance (the rule: F1 at least twice the chance F1 and above 0.1). Shipped: `scared` is "
+        f"{'' if 'scared' in REASON_LABELS else 'not '}a supported label; the bot's help text must say so.",
+    ]
+
+
+def write_model_card(settings: ClassifierSettings, log: Callable[[str], None] = print) -> None:
+    from services.classifier.model_card import render_model_card
+
+    corpus = load_corpus(settings.data_dir, settings.cache_dir, settings.seed)
+    evaluation_only = [c for c in corpus if not c.trainable]
+    metadata = CryModelSession(settings.model_path).metadata
+    if metadata.labels != REASON_LABELS:
+        raise ValueError(f"{settings.model_path} has labels {metadata.labels}; retrain first")
+    detector, reasons = detector_task(corpus), reason_task(corpus, REASON_LABELS)
+    detector_oof = cross_validate(detector, settings, evaluation_only, log)
+    reason_oof = cross_validate(reasons, settings, log=log)
+    baseline = Task(
+        "baseline_cnn",
+        reasons.clips,
+        reasons.targets,
+        len(REASON_LABELS),
+        reasons.strata,
+        BASELINE_CONFIG,
+        BaselineCNN,
+    )
+    baseline_oof = cross_validate(baseline, settings, log=log)
+    folds = reason_oof["folds"]
+    shipped_probabilities = reason_probabilities(reason_oof, len(reasons.targets), metadata.temperature)
+    results = [
+        ModelResult(
+            "majority class (always the most frequent reason)", majority_predictions(reasons.targets, folds)
+        ),
+        ModelResult(
+            "reference baseline CNN",
+            reason_probabilities(baseline_oof, len(reasons.targets), 1.0).argmax(axis=1),
+        ),
+        ModelResult(
+            "shipped model (StatsReasonNet)", shipped_probabilities.argmax(axis=1), shipped_probabilities
+        ),
+    ]
+    gate_lines, gate_rates = gate_section(detector, detector_oof, evaluation_only, metadata.cry_threshold)
+    sections = {
+        "reasons": reason_section(reasons, results, settings.seed),
+        "calibration": calibration_section(
+            reasons, reason_oof, metadata.temperature, metadata.not_sure_threshold
+        ),
+        "gate": gate_lines,
+        "scared": scared_section(corpus, settings, log),
+    }
+    training = json.loads(metadata.raw.get("training", "{}"))
+    settings.model_card_path.write_text(render_model_card(metadata, sections, gate_rates, corpus, training))
+    log(f"wrote {settings.model_card_path}")

@@ -1,0 +1,61 @@
+"""The shipped ONNX model at runtime: one onnxruntime session plus the metadata it was exported with."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+
+from services.classifier.features import feature_parameters
+
+# Must agree with export.py (checked by tests/classifier/test_model.py).
+INPUT_NAME = "log_mel"
+OUTPUT_NAMES = ("cry_logit", "reason_logits")
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What the exported file says about itself: the one place labels, thresholds and version live."""
+
+    version: str
+    labels: list[str]
+    cry_threshold: float
+    not_sure_threshold: float
+    temperature: float
+    features: dict
+    raw: dict[str, str]
+
+    @classmethod
+    def from_properties(cls, properties: dict[str, str]) -> ModelMetadata:
+        return cls(
+            version=properties["version"],
+            labels=json.loads(properties["labels"]),
+            cry_threshold=float(properties["cry_threshold"]),
+            not_sure_threshold=float(properties["not_sure_threshold"]),
+            temperature=float(properties["temperature"]),
+            features=json.loads(properties["features"]),
+            raw=dict(properties),
+        )
+
+
+class CryModelSession:
+    """Runs batches of log-mel windows; onnxruntime sessions are safe to call from several threads."""
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.metadata = ModelMetadata.from_properties(self._session.get_modelmeta().custom_metadata_map)
+        if self.metadata.features != json.loads(json.dumps(feature_parameters())):
+            raise ValueError(f"{path} was trained on other features: {self.metadata.features}")
+
+    def run(self, log_mels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(windows,) cry logits and (windows, labels) reason logits for (windows, mels, frames) input."""
+        cry_logit, reason_logits = self._session.run(
+            list(OUTPUT_NAMES), {INPUT_NAME: log_mels.astype(np.float32)}
+        )
+        return cry_logit, reason_logits

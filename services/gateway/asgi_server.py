@@ -1,0 +1,51 @@
+"""Run an ASGI app with uvicorn inside a running event loop, next to the gateway's other tasks.
+
+uvicorn's own ``serve`` installs signal handlers and re-raises the signal on exit; the gateway handles
+SIGTERM/SIGINT itself (to drain in-flight uploads first), so this wrapper leaves signals alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import uvicorn
+
+
+class _EmbeddedServer(uvicorn.Server):
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
+class BackgroundServer:
+    """An HTTP server bound on start (port 0 picks a free one) and stopped gracefully on ``stop``."""
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.host, self.port = self._socket.getsockname()[:2]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=10)
+        self._server = _EmbeddedServer(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
+        while not self._server.started:
+            if self._task.done():
+                await self._task  # surfaces the start-up error
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        """Stop accepting connections and wait for the requests in flight."""
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        await self._task
+        self._task = None
+        self._socket.close()

@@ -1,0 +1,46 @@
+"""Gateway configuration, read from ``EARSHOT_*`` environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from services.common.audio import AudioLimits
+from services.common.settings import BrokerSettings, DatabaseSettings
+
+
+class GatewaySettings(BrokerSettings, DatabaseSettings):
+    """Everything the gateway needs: where the broker and database are, Telegram, HTTP and upload limits."""
+
+    # Telegram. Without a token the gateway serves HTTP only.
+    telegram_token: str | None = None
+    # Bot API root; the demo and the tests point it at a local stand-in (aiogram's TelegramAPIServer).
+    telegram_api_base: str = "https://api.telegram.org"
+    telegram_mode: Literal["polling", "webhook"] = "polling"
+    # Webhook mode: the public URL Telegram posts to, and the secret it must echo in
+    # X-Telegram-Bot-Api-Secret-Token. The route is served by the gateway's HTTP app.
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: str | None = None
+    telegram_webhook_path: str = "/telegram/webhook"
+    # Long-polling wait per getUpdates call, seconds.
+    telegram_polling_timeout: int = 10
+
+    # HTTP ingest for client apps.
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    # Where clients fetch results; returned in the 202 answer so a client knows where to look.
+    store_public_url: str = "http://127.0.0.1:8081"
+
+    # Upload limits, checked before a job is published.
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_voice_duration_s: float = 120.0
+    max_track_duration_s: float = 600.0
+    # Audio up to this size travels inside the job; larger tracks go by reference to a blob.
+    inline_audio_max_bytes: int = 512 * 1024
+
+    @property
+    def voice_limits(self) -> AudioLimits:
+        return AudioLimits(max_bytes=self.max_upload_bytes, max_duration_s=self.max_voice_duration_s)
+
+    @property
+    def track_limits(self) -> AudioLimits:
+        return AudioLimits(max_bytes=self.max_upload_bytes, max_duration_s=self.max_track_duration_s)

@@ -1,0 +1,125 @@
+"""Command line of the kws service: ``python -m services.kws <subcommand>``.
+
+Each subcommand is one ``add_parser`` call and one handler function taking the parsed arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from services.common.audio import AudioRejected
+from services.common.settings import CACHE_DIR
+
+KWS_CACHE = CACHE_DIR / "kws"
+
+
+def scan(args: argparse.Namespace) -> int:
+    from services.kws.spotter import KeywordSpotter
+
+    spotter = KeywordSpotter.load(args.model)
+    failed = 0
+    for path in args.files:
+        try:
+            result = spotter.scan(Path(path).read_bytes())
+        except AudioRejected as error:
+            failed += 1
+            print(json.dumps({"file": path, "error": error.code, "detail": error.detail}, ensure_ascii=False))
+            continue
+        if args.json:
+            print(json.dumps({"file": path, **result.to_json_dict()}, ensure_ascii=False))
+        else:
+            spans = (
+                ", ".join(f"{i.start_ms}-{i.end_ms} ms ({i.score:.2f})" for i in result.intervals) or "none"
+            )
+            print(f"{path}: {result.duration_ms} ms, skip_kws: {spans}")
+    return 1 if failed else 0
+
+
+def train(args: argparse.Namespace) -> int:
+    from services.kws.model import MODEL_PATH
+    from services.kws.synthesis import SpeechCache
+    from services.kws.training import TrainingConfig, run_training
+
+    config = TrainingConfig(
+        windows=args.windows, epochs=args.epochs, workers=args.workers, threads=args.threads
+    )
+    cache = SpeechCache(KWS_CACHE / "synth", workers=args.workers)
+    data_path = KWS_CACHE / f"training_windows_{config.windows}_{config.seed}.npz"
+    run_training(config, args.model or MODEL_PATH, cache, data_path)
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from services.kws.model_card import run_evaluation
+
+    run_evaluation(args.model, KWS_CACHE, workers=args.workers)
+    return 0
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    from services.kws.calibration import run_calibration
+
+    run_calibration(args.model, KWS_CACHE / "calibration")
+    return 0
+
+
+def simulate(args: argparse.Namespace) -> int:
+    from services.kws.simulation import run_simulation
+
+    run_simulation(args.model, KWS_CACHE / "simulation")
+    return 0
+
+
+def samples(args: argparse.Namespace) -> int:
+    from services.kws.samples import make_samples
+    from services.kws.synthesis import SpeechCache
+
+    print(make_samples(SpeechCache(KWS_CACHE / "synth")))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m services.kws", description=__doc__)
+    parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    scan_parser = commands.add_parser("scan", help="skip_kws intervals of audio files")
+    scan_parser.add_argument("files", nargs="+")
+    scan_parser.add_argument("--json", action="store_true", help="one JSON object per line and file")
+    scan_parser.set_defaults(handler=scan)
+
+    train_parser = commands.add_parser("train", help="synthesise data, train and export the spotter")
+    train_parser.add_argument("--windows", type=int, default=32000)
+    train_parser.add_argument("--epochs", type=int, default=12)
+    train_parser.add_argument("--workers", type=int, default=2)
+    train_parser.add_argument("--threads", type=int, default=1)
+    train_parser.set_defaults(handler=train)
+
+    evaluate_parser = commands.add_parser("evaluate", help="held-out voices: write MODEL_CARD.md")
+    evaluate_parser.add_argument("--workers", type=int, default=2)
+    evaluate_parser.set_defaults(handler=evaluate)
+
+    commands.add_parser("calibrate", help="choose the playback threshold against the echo path").set_defaults(
+        handler=calibrate
+    )
+    commands.add_parser("simulate", help="self-trigger report with and without muting").set_defaults(
+        handler=simulate
+    )
+    commands.add_parser("samples", help="re-make the committed clips in samples/playback").set_defaults(
+        handler=samples
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

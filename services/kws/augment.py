@@ -1,0 +1,140 @@
+"""Waveform augmentations for training and the simulated echo path (numpy, scipy, pyroomacoustics, PyAV).
+
+Room impulse responses are hybrid: pyroomacoustics' image-source method for the early reflections
+(order ≤ 12, fast) plus an exponentially decaying noise tail that reaches the room's RT60, because a
+full image-source RIR for a live room is too slow to make hundreds of. Codec round trips go through
+FFmpeg (PyAV) and are re-aligned by cross-correlation so keyword spans stay exact.
+"""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+import pyroomacoustics as pra
+import scipy.signal
+import soxr
+
+SAMPLE_RATE = 16000
+
+
+def trim_silence(samples: np.ndarray, floor_db: float = -40.0) -> np.ndarray:
+    """``samples`` without leading and trailing 10 ms frames quieter than ``floor_db`` below the peak."""
+    frame = SAMPLE_RATE // 100
+    n_frames = len(samples) // frame
+    if n_frames == 0:
+        return samples
+    energy = (samples[: n_frames * frame].reshape(n_frames, frame) ** 2).mean(axis=1)
+    loud = np.flatnonzero(10 * np.log10(energy + 1e-12) >= 10 * np.log10(energy.max() + 1e-12) + floor_db)
+    return samples[loud[0] * frame : (loud[-1] + 1) * frame]
+
+
+def change_speed(samples: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``factor`` times faster (pitch moves with it), by resampling."""
+    if abs(factor - 1.0) < 1e-3:
+        return samples
+    return soxr.resample(samples, SAMPLE_RATE * factor, SAMPLE_RATE, quality="HQ").astype(np.float32)
+
+
+def room_impulse_response(rng: np.random.Generator) -> np.ndarray:
+    """A random shoebox room's RIR, direct path at sample 0, unit peak."""
+    dims = rng.uniform([2.5, 2.5, 2.3], [9.0, 8.0, 3.6])
+    rt60 = float(rng.uniform(0.15, 0.9))
+    absorption, max_order = pra.inverse_sabine(rt60, dims)
+    room = pra.ShoeBox(dims, fs=SAMPLE_RATE, materials=pra.Material(absorption), max_order=min(max_order, 12))
+    room.add_source(rng.uniform([0.4, 0.4, 0.4], dims - 0.4))
+    room.add_microphone(rng.uniform([0.4, 0.4, 0.4], dims - 0.4))
+    room.compute_rir()
+    early = np.asarray(room.rir[0][0], dtype=np.float64)
+    early = early[max(0, int(np.argmax(np.abs(early))) - 8) :]
+    length = int(rt60 * SAMPLE_RATE)
+    t = np.arange(length) / SAMPLE_RATE
+    tail = rng.standard_normal(length) * np.exp(-6.9 * t / rt60)
+    tail_start = min(len(early), length) // 2
+    tail[:tail_start] = 0.0
+    tail *= np.sqrt(np.mean(early[tail_start:] ** 2) + 1e-12) / (
+        np.sqrt(np.mean(tail[tail_start:] ** 2)) + 1e-12
+    )
+    rir = np.zeros(max(len(early), length))
+    rir[: len(early)] += early
+    rir[:length] += tail
+    return (rir / np.abs(rir).max()).astype(np.float32)
+
+
+def reverberate(samples: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """Convolve with ``rir`` and keep the input's length and RMS."""
+    wet = scipy.signal.fftconvolve(samples, rir)[: len(samples)]
+    return (wet * rms(samples) / (rms(wet) + 1e-9)).astype(np.float32)
+
+
+def band_limit(samples: np.ndarray, low_hz: float, high_hz: float, order: int = 4) -> np.ndarray:
+    """Butterworth band-pass, e.g. a small speaker or a telephone channel."""
+    high_hz = min(high_hz, SAMPLE_RATE / 2 * 0.98)
+    sos = scipy.signal.butter(order, [low_hz, high_hz], btype="bandpass", fs=SAMPLE_RATE, output="sos")
+    return scipy.signal.sosfilt(sos, samples).astype(np.float32)
+
+
+_CODECS = {"mp3": ("mp3", "libmp3lame", 16000), "opus": ("ogg", "libopus", 16000)}
+
+
+def codec_round_trip(samples: np.ndarray, codec: str, bitrate: int) -> np.ndarray:
+    """Encode with ``codec`` at ``bitrate`` bit/s and decode, re-aligned to the input by cross-correlation."""
+    container_format, codec_name, rate = _CODECS[codec]
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container_format) as output:
+        stream = output.add_stream(codec_name, rate=rate, layout="mono")
+        stream.bit_rate = bitrate
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            output.mux(packet)
+        for packet in stream.encode(None):
+            output.mux(packet)
+    buffer.seek(0)
+    with av.open(buffer) as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        chunks = [
+            m.to_ndarray().reshape(-1) for f in container.decode(audio=0) for m in resampler.resample(f)
+        ]
+    decoded = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return align_to(decoded, samples)
+
+
+def align_to(candidate: np.ndarray, reference: np.ndarray, max_lag: int = 3000) -> np.ndarray:
+    """``candidate`` shifted to best match ``reference`` (lag within ±max_lag), cut to its length."""
+    n = len(reference)
+    padded = np.zeros(n + 2 * max_lag, np.float32)
+    usable = candidate[: n + max_lag]
+    padded[max_lag : max_lag + len(usable)] = usable
+    correlation = scipy.signal.fftconvolve(padded, reference[::-1], mode="valid")
+    lag = int(np.argmax(correlation))
+    return padded[lag : lag + n].astype(np.float32)
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)) + 1e-12))
+
+
+def coloured_noise(n: int, rng: np.random.Generator, exponent: float) -> np.ndarray:
+    """Noise with power ∝ 1/f^exponent (0 white, 1 pink, 2 brown), unit RMS."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    frequencies = np.fft.rfftfreq(n)
+    frequencies[0] = frequencies[1]
+    noise = np.fft.irfft(spectrum / frequencies ** (exponent / 2), n)
+    return (noise / (rms(noise) + 1e-12)).astype(np.float32)
+
+
+def mix_at_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """``signal`` plus ``noise`` scaled so the signal-to-noise ratio (by RMS) is ``snr_db``."""
+    scale = rms(signal) / (rms(noise) + 1e-12) / (10 ** (snr_db / 20))
+    return (signal + scale * noise[: len(signal)]).astype(np.float32)
+
+
+def fit_length(samples: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``n``-sample crop of ``samples``, looped when it is shorter."""
+    if len(samples) < n:
+        samples = np.tile(samples, n // max(1, len(samples)) + 1)
+    start = int(rng.integers(0, len(samples) - n + 1))
+    return samples[start : start + n]

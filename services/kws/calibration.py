@@ -1,0 +1,164 @@
+"""``python -m services.kws calibrate``: choose the playback threshold a so that f1(a, x) ≈ f2(b(v, x)).
+
+f1 is the spotter on the clean playback track at threshold a; f2 is the same model at its fixed
+microphone threshold on the echo b(v, x). Over validation-voice tracks (keywords, confusables,
+keyword-free responses) and volumes 1..10, the loss of a is
+    mean over v and tracks of  w_miss · [f2 fires and f1 does not] + w_false · [f1 fires and f2 does not],
+misses weighted more (an unmuted self-trigger is worse than a needlessly muted moment). The chosen a
+is written into the model's metadata, where the detector reads it; a table and a plot go to the report.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from services.kws import augment
+from services.kws.dataset import VoiceAudio, compose, keyword_speed, load_voice_audio
+from services.kws.detector import detect
+from services.kws.echo import VOLUMES, EchoPath
+from services.kws.export import read_metadata, write_metadata
+from services.kws.model import MODEL_PATH, SpotterModel
+from services.kws.spotter import KeywordSpotter
+
+log = logging.getLogger(__name__)
+REPORT_DIR = Path(__file__).resolve().parent / "reports"
+THRESHOLDS = np.round(np.arange(0.0, 1.0001, 0.01), 2)
+
+
+@dataclass
+class PlaybackTrack:
+    samples: np.ndarray
+    kind: str  # "keyword", "confusable" or "speech"
+
+
+def response_tracks(voices: list[VoiceAudio], rng: np.random.Generator) -> list[PlaybackTrack]:
+    """Assistant responses: keyword inside carriers, confusables inside carriers, keyword-free sayings."""
+    tracks = []
+    silence = np.zeros(int(0.3 * 16000), np.float32)
+    for voice in voices:
+        for keyword in voice.keywords:
+            audio, _ = compose(
+                keyword, voice, rng, keyword_speed(keyword, voice, rng) if not voice.natural else 1.0
+            )
+            tracks.append(PlaybackTrack(np.concatenate([silence, audio, silence]), "keyword"))
+        for confusable in voice.confusables:
+            audio, _ = compose(confusable, voice, rng)
+            tracks.append(PlaybackTrack(np.concatenate([silence, audio, silence]), "confusable"))
+        tracks += [
+            PlaybackTrack(np.concatenate([silence, saying, silence]), "speech") for saying in voice.sayings
+        ]
+    return tracks
+
+
+def fires(spotter: KeywordSpotter, scores: np.ndarray, threshold: float) -> bool:
+    return bool(detect(scores, spotter.metadata.detector(threshold), spotter.metadata.timing))
+
+
+def echo_scores(
+    spotter: KeywordSpotter, tracks: list[PlaybackTrack], echo: EchoPath, seed: int
+) -> dict[int, list[np.ndarray]]:
+    """Frame scores of b(v, x) for every volume and track (one room per track, the same at every volume)."""
+    rng = np.random.default_rng(seed)
+    rirs = [augment.room_impulse_response(rng) for _ in tracks]
+    return {
+        volume: [
+            spotter.frame_scores(echo.apply(t.samples, volume, rir, rng))
+            for t, rir in zip(tracks, rirs, strict=True)
+        ]
+        for volume in VOLUMES
+    }
+
+
+def calibration_loss(
+    playback_fires: np.ndarray, mic_fires: np.ndarray, miss_weight: float, false_weight: float
+) -> np.ndarray:
+    """Loss per threshold; ``playback_fires`` (thresholds, tracks), ``mic_fires`` (volumes, tracks)."""
+    misses = (mic_fires[None] & ~playback_fires[:, None]).mean(axis=(1, 2))
+    false = (playback_fires[:, None] & ~mic_fires[None]).mean(axis=(1, 2))
+    return miss_weight * misses + false_weight * false
+
+
+def run_calibration(
+    model_path: Path | None,
+    output_dir: Path,
+    miss_weight: float = 5.0,
+    false_weight: float = 1.0,
+    seed: int = 7,
+) -> float:
+    from services.kws.speech_plan import plan_split
+    from services.kws.synthesis import SpeechCache
+
+    model_path = model_path or MODEL_PATH
+    spotter = KeywordSpotter(SpotterModel(model_path))
+    cache = SpeechCache(output_dir.parent / "synth")
+    plans = plan_split("validation")
+    cache.synthesise(request for plan in plans for request in plan.requests())
+    tracks = response_tracks(load_voice_audio(plans, cache), np.random.default_rng(seed))
+    clean = [spotter.frame_scores(track.samples) for track in tracks]
+    playback = np.array([[fires(spotter, scores, float(a)) for scores in clean] for a in THRESHOLDS])
+    echoed = echo_scores(spotter, tracks, EchoPath(), seed)
+    mic_threshold = spotter.metadata.mic_threshold
+    mic = np.array([[fires(spotter, scores, mic_threshold) for scores in echoed[v]] for v in VOLUMES])
+    loss = calibration_loss(playback, mic, miss_weight, false_weight)
+    best = float(THRESHOLDS[np.flatnonzero(loss == loss.min())[-1]])  # ties: the highest, mutes least
+    metadata = read_metadata(model_path)
+    metadata["playback_threshold"] = best
+    write_metadata(model_path, metadata)
+    write_calibration_report(tracks, playback, mic, loss, best, mic_threshold, (miss_weight, false_weight))
+    log.info("playback threshold %.2f written to %s", best, model_path)
+    return best
+
+
+def write_calibration_report(
+    tracks: list[PlaybackTrack],
+    playback: np.ndarray,
+    mic: np.ndarray,
+    loss: np.ndarray,
+    best: float,
+    mic_threshold: float,
+    weights: tuple[float, float],
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    REPORT_DIR.mkdir(exist_ok=True)
+    chosen = playback[int(np.flatnonzero(best == THRESHOLDS)[0])]
+    kinds = np.array([track.kind for track in tracks])
+    lines = [
+        "# Playback-threshold calibration",
+        "",
+        f"Tracks: {len(tracks)} validation-voice responses ({(kinds == 'keyword').sum()} with the keyword, "
+        f"{(kinds == 'confusable').sum()} with a confusable, {(kinds == 'speech').sum()} keyword-free); "
+        f"microphone threshold {mic_threshold:.2f}; weights miss {weights[0]:g}, false alarm {weights[1]:g}.",
+        f"Chosen playback threshold a = **{best:.2f}** (loss {loss.min():.4f}).",
+        "",
+        "| volume | mic fires | playback fires (a) | miss: mic fires, playback not "
+        "| false: playback fires, mic not "
+        "| mic fires on keyword tracks |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row, volume in enumerate(VOLUMES):
+        m = mic[row]
+        lines.append(
+            f"| {volume} | {m.mean():.1%} | {chosen.mean():.1%} | {(m & ~chosen).mean():.2%} | "
+            f"{(chosen & ~m).mean():.2%} | {m[kinds == 'keyword'].mean():.1%} |"
+        )
+    (REPORT_DIR / "calibration.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(THRESHOLDS, loss)
+    left.axvline(best, color="red", linestyle="--")
+    left.set(xlabel="playback threshold a", ylabel="weighted disagreement", title="calibration loss")
+    right.plot(VOLUMES, mic.mean(axis=1), marker="o", label="mic fires (f2)")
+    right.plot(VOLUMES, (mic & ~chosen).mean(axis=1), marker="o", label="miss at chosen a")
+    right.plot(VOLUMES, (chosen & ~mic).mean(axis=1), marker="o", label="false at chosen a")
+    right.set(xlabel="speaker volume v", ylabel="share of tracks", title="per volume")
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(REPORT_DIR / "calibration.png", dpi=80)
+    plt.close(figure)

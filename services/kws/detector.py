@@ -1,0 +1,66 @@
+"""Frame scores → detections: smoothing, a threshold, and patience (a minimum run of frames).
+
+Pure numpy. The network emits one keyword-presence probability per score frame; a detection is a
+run of consecutive smoothed frames at or above the threshold that lasts at least ``min_frames``
+frames, which removes one-frame blips. Its edges are the edges of the first and last frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.kws.intervals import Detection
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """Where score frame ``i`` sits: centred at ``offset_ms + i * hop_ms``."""
+
+    hop_ms: float
+    offset_ms: float
+
+    def centre_ms(self, frame: int | np.ndarray) -> float | np.ndarray:
+        return self.offset_ms + frame * self.hop_ms
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    threshold: float
+    smoothing_frames: int = 3
+    min_frames: int = 3
+
+
+def smooth(scores: np.ndarray, frames: int) -> np.ndarray:
+    """Centred moving average over ``frames`` frames (edges averaged over what exists)."""
+    if frames <= 1 or len(scores) == 0:
+        return scores.astype(np.float32, copy=False)
+    kernel = np.ones(frames, dtype=np.float64)
+    total = np.convolve(scores.astype(np.float64), kernel, mode="same")
+    count = np.convolve(np.ones(len(scores)), kernel, mode="same")
+    return (total / count).astype(np.float32)
+
+
+def above_threshold_runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) frame index of every run of True in ``flags``."""
+    padded = np.concatenate([[False], flags, [False]]).astype(np.int8)
+    changes = np.flatnonzero(np.diff(padded))
+    return [(int(start), int(stop) - 1) for start, stop in zip(changes[::2], changes[1::2], strict=True)]
+
+
+def detect(scores: np.ndarray, config: DetectorConfig, timing: FrameTiming) -> list[Detection]:
+    """Detections in ms from per-frame probabilities ``scores``."""
+    smoothed = smooth(scores, config.smoothing_frames)
+    detections = []
+    for first, last in above_threshold_runs(smoothed >= config.threshold):
+        if last - first + 1 < config.min_frames:
+            continue
+        detections.append(
+            Detection(
+                start_ms=float(timing.centre_ms(first) - timing.hop_ms / 2),
+                end_ms=float(timing.centre_ms(last) + timing.hop_ms / 2),
+                score=float(smoothed[first : last + 1].max()),
+            )
+        )
+    return detections

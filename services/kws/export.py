@@ -1,0 +1,66 @@
+"""Write the trained network as one ONNX file with the detector's settings in its metadata (training only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import torch
+
+from services.kws.features import HOP, N_MELS, SAMPLE_RATE
+
+
+def export_onnx(net: torch.nn.Module, path: Path, metadata: dict[str, object]) -> None:
+    """Export ``net`` (features (1, frames, mels) → scores (1, score frames)) and attach ``metadata``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(1, 300, N_MELS)
+    torch.onnx.export(
+        net,
+        (example,),
+        str(path),
+        input_names=["features"],
+        output_names=["scores"],
+        dynamic_axes={"features": {1: "frames"}, "scores": {1: "score_frames"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    write_metadata(path, metadata)
+
+
+def write_metadata(path: Path, metadata: dict[str, object]) -> None:
+    """Replace the ``earshot_kws`` metadata entry (JSON) of the ONNX file at ``path``."""
+    model = onnx.load(str(path))
+    entries = {entry.key: entry.value for entry in model.metadata_props}
+    entries["earshot_kws"] = json.dumps(metadata, ensure_ascii=False, sort_keys=True)
+    del model.metadata_props[:]
+    for key, value in entries.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+
+
+def read_metadata(path: Path) -> dict[str, object]:
+    model = onnx.load(str(path))
+    return json.loads({entry.key: entry.value for entry in model.metadata_props}["earshot_kws"])
+
+
+def base_metadata(
+    version: str, context_frames: int, score_hop_ms: float, score_offset_ms: float
+) -> dict[str, object]:
+    """A freshly trained model's metadata; ``calibrate`` later rewrites ``playback_threshold``."""
+    return {
+        "keyword": "Маруся",
+        "version": version,
+        "sample_rate": SAMPLE_RATE,
+        "feature_hop_ms": HOP * 1000 / SAMPLE_RATE,
+        "score_hop_ms": score_hop_ms,
+        "score_offset_ms": score_offset_ms,
+        "context_frames": context_frames,
+        "playback_threshold": 0.5,
+        "mic_threshold": 0.5,
+        "smoothing_frames": 3,
+        "min_frames": 3,
+        "pad_before_ms": 100,
+        "pad_after_ms": 100,
+        "merge_gap_ms": 0,
+    }

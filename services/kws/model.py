@@ -1,0 +1,76 @@
+"""The shipped spotter: one ONNX file and the facts in its metadata (onnxruntime, no torch).
+
+Every number the detector needs (keyword, sample rate, frame timing, thresholds, padding) is read
+from the model's metadata, so the file that produced a score also says how to read it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+
+from services.kws.detector import DetectorConfig, FrameTiming
+from services.kws.intervals import Padding
+
+MODEL_PATH = Path(__file__).resolve().parent / "models" / "marusya.onnx"
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What the ONNX metadata says (string values, parsed)."""
+
+    keyword: str
+    version: str
+    sample_rate: int
+    feature_hop_ms: float
+    score_hop_ms: float
+    score_offset_ms: float
+    context_frames: int
+    playback_threshold: float
+    mic_threshold: float
+    smoothing_frames: int
+    min_frames: int
+    pad_before_ms: int
+    pad_after_ms: int
+    merge_gap_ms: int
+
+    @classmethod
+    def from_onnx(cls, properties: dict[str, str]) -> ModelMetadata:
+        values = json.loads(properties["earshot_kws"])
+        return cls(**{name: values[name] for name in cls.__dataclass_fields__})
+
+    @property
+    def timing(self) -> FrameTiming:
+        return FrameTiming(hop_ms=self.score_hop_ms, offset_ms=self.score_offset_ms)
+
+    @property
+    def padding(self) -> Padding:
+        return Padding(before_ms=self.pad_before_ms, after_ms=self.pad_after_ms)
+
+    def detector(self, threshold: float) -> DetectorConfig:
+        return DetectorConfig(
+            threshold=threshold, smoothing_frames=self.smoothing_frames, min_frames=self.min_frames
+        )
+
+
+class SpotterModel:
+    """An onnxruntime session (thread-safe ``run``) and its metadata."""
+
+    def __init__(self, path: Path = MODEL_PATH, threads: int = 1) -> None:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.path = path
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.metadata = ModelMetadata.from_onnx(self.session.get_modelmeta().custom_metadata_map)
+
+    def frame_scores(self, features: np.ndarray) -> np.ndarray:
+        """Keyword probability per score frame for log-mel ``features`` (frames, mels) of one track."""
+        if len(features) == 0:
+            return np.zeros(0, np.float32)
+        (scores,) = self.session.run(None, {"features": features[None].astype(np.float32, copy=False)})
+        return scores[0]

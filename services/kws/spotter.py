@@ -1,0 +1,141 @@
+"""The library the kws worker calls: decode a playback track, score it, return ``skip_kws`` intervals.
+
+``KeywordSpotter.load()`` opens the ONNX model once; ``scan`` keeps no state between calls (the
+onnxruntime session's ``run`` is thread-safe), so one spotter serves many threads, and each process
+of a pool can load its own.
+
+``StreamingScorer`` is the same scoring chunk by chunk, for a later streaming path: it carries the
+pending samples and the feature frames still needed as context, and yields exactly the scores the
+whole-track scan gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from services.common.audio import AudioLimits, decode_audio
+from services.kws.detector import detect
+from services.kws.features import N_MELS, StreamingLogMel, log_mel
+from services.kws.intervals import Padding, SkipInterval, detections_to_intervals
+from services.kws.model import SpotterModel
+
+
+@dataclass(frozen=True)
+class KwsScan:
+    """The answer for one track."""
+
+    duration_ms: int
+    intervals: list[SkipInterval]
+    model_version: str
+    threshold: float
+
+    def to_json_dict(self) -> dict[str, object]:
+        return {
+            "duration_ms": self.duration_ms,
+            "intervals": [interval.to_json_dict() for interval in self.intervals],
+            "model_version": self.model_version,
+            "threshold": self.threshold,
+        }
+
+
+class KeywordSpotter:
+    """Playback-side detector: the model at its playback threshold, plus padding."""
+
+    def __init__(
+        self,
+        model: SpotterModel,
+        padding: Padding | None = None,
+        limits: AudioLimits | None = None,
+        threshold: float | None = None,
+    ) -> None:
+        self.model = model
+        self.metadata = model.metadata
+        self.padding = padding or model.metadata.padding
+        self.limits = limits or AudioLimits()
+        self.threshold = model.metadata.playback_threshold if threshold is None else threshold
+
+    @classmethod
+    def load(cls, model_path: Path | None = None) -> KeywordSpotter:
+        """The spotter as configured by ``EARSHOT_KWS_*`` settings (model path, padding, limits)."""
+        from services.kws.settings import KwsSettings
+
+        settings = KwsSettings()
+        model = SpotterModel(model_path or settings.kws_model_path)
+        defaults = model.metadata.padding
+        padding = Padding(
+            before_ms=defaults.before_ms
+            if settings.kws_pad_before_ms is None
+            else settings.kws_pad_before_ms,
+            after_ms=defaults.after_ms if settings.kws_pad_after_ms is None else settings.kws_pad_after_ms,
+        )
+        return cls(model, padding=padding, limits=settings.audio_limits)
+
+    def scan(self, audio: bytes) -> KwsScan:
+        """Intervals for a track in any decodable format; raises ``AudioRejected`` for bad input."""
+        decoded = decode_audio(audio, self.metadata.sample_rate, self.limits)
+        return self.scan_samples(decoded.samples)
+
+    def scan_samples(self, samples: np.ndarray, threshold: float | None = None) -> KwsScan:
+        """Intervals for mono float32 samples at the model's sample rate."""
+        threshold = self.threshold if threshold is None else threshold
+        duration_ms = int(len(samples) * 1000 // self.metadata.sample_rate)
+        scores = self.model.frame_scores(log_mel(samples))
+        detections = detect(scores, self.metadata.detector(threshold), self.metadata.timing)
+        intervals = detections_to_intervals(detections, self.padding, duration_ms, self.metadata.merge_gap_ms)
+        return KwsScan(duration_ms, intervals, self.metadata.version, threshold)
+
+    def frame_scores(self, samples: np.ndarray) -> np.ndarray:
+        """Per-frame keyword probabilities of a whole track (for evaluation and calibration)."""
+        return self.model.frame_scores(log_mel(samples))
+
+
+@dataclass
+class StreamingScorer:
+    """Chunk-by-chunk frame scores with explicit state; the same scores as ``SpotterModel.frame_scores``.
+
+    A score frame needs ``context_frames`` feature frames on each side, so a frame's score is emitted
+    once that much right context has arrived (or at ``finish``), computed over a slice that starts
+    ``context_frames`` before it.
+    """
+
+    model: SpotterModel
+    features: StreamingLogMel = field(default_factory=StreamingLogMel)
+    buffer: np.ndarray = field(default_factory=lambda: np.zeros((0, N_MELS), np.float32))
+    buffer_start: int = 0  # index of buffer[0] among all feature frames so far
+    emitted: int = 0  # score frames already returned
+
+    def push(self, chunk: np.ndarray) -> np.ndarray:
+        """Scores that ``chunk`` completes (possibly none)."""
+        self.buffer = np.concatenate([self.buffer, self.features.push(chunk)])
+        total = self.buffer_start + len(self.buffer)
+        stride = self._stride
+        ready = max(self.emitted, (total - 1 - self.model.metadata.context_frames) // stride + 1)
+        return self._emit(ready)
+
+    def finish(self) -> np.ndarray:
+        """The remaining scores at the end of the stream (right edge padded like the offline scan)."""
+        total = self.buffer_start + len(self.buffer)
+        return self._emit(-(-total // self._stride))
+
+    @property
+    def _stride(self) -> int:
+        return int(round(self.model.metadata.score_hop_ms / self.model.metadata.feature_hop_ms))
+
+    def _emit(self, until: int) -> np.ndarray:
+        if until <= self.emitted:
+            return np.zeros(0, np.float32)
+        context = self.model.metadata.context_frames
+        start = max(0, self.emitted * self._stride - context)
+        start -= start % self._stride
+        scores = self.model.frame_scores(self.buffer[start - self.buffer_start :])
+        first = self.emitted - start // self._stride
+        new = scores[first : first + until - self.emitted]
+        self.emitted = until
+        keep_from = max(0, self.emitted * self._stride - context)
+        keep_from -= keep_from % self._stride
+        self.buffer = self.buffer[keep_from - self.buffer_start :]
+        self.buffer_start = keep_from
+        return new

@@ -1,0 +1,116 @@
+"""The schema: what the store keeps. Derived results only; no user audio is ever stored.
+
+- ``api_keys``: client apps' keys, as sha256 hashes (the raw key is shown once, at creation).
+- ``requests``: one row per Telegram voice note, claimed by the gateway on (chat_id, message_id) before it
+  publishes a job, plus reply bookkeeping: when the store's Reply was confirmed by the broker, and when the
+  gateway sent it to the parent.
+- ``predictions``: the classifier's answer, one per request.
+- ``tracks``: one row per playback track a client posted, claimed by the gateway on its sha256.
+- ``kws_results``: the spotter's answer, one per track (``done`` with intervals, or ``rejected``, why).
+- ``errors``: jobs a worker gave up on (after its retries, or poison), one per job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def created_at_column() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at: Mapped[datetime] = created_at_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CryRequest(Base):
+    __tablename__ = "requests"
+    __table_args__ = (UniqueConstraint("chat_id", "message_id", name="uq_requests_chat_message"),)
+
+    request_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    message_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    language: Mapped[str] = mapped_column(String(8), nullable=False)
+    created_at: Mapped[datetime] = created_at_column()
+    reply_published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reply_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+
+    request_id: Mapped[str] = mapped_column(
+        String(200), ForeignKey("requests.request_id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    label: Mapped[str | None] = mapped_column(String(64))
+    probabilities: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    quality: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    model_version: Mapped[str] = mapped_column(String(100), nullable=False)
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    stored_at: Mapped[datetime] = created_at_column()
+
+
+class Track(Base):
+    __tablename__ = "tracks"
+
+    track_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    api_key_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("api_keys.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class KwsResultRow(Base):
+    __tablename__ = "kws_results"
+
+    track_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    intervals: Mapped[list] = mapped_column(JSONB, nullable=False)
+    model_version: Mapped[str | None] = mapped_column(String(100))
+    threshold: Mapped[float | None] = mapped_column(Float)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    stored_at: Mapped[datetime] = created_at_column()
+
+
+class JobError(Base):
+    __tablename__ = "errors"
+    __table_args__ = (UniqueConstraint("job_kind", "key", name="uq_errors_job"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    key: Mapped[str] = mapped_column(String(200), nullable=False)
+    error_code: Mapped[str] = mapped_column(String(64), nullable=False)
+    error_message: Mapped[str] = mapped_column(Text, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    stored_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,43 @@
+"""The echo path b(v, x) and the calibration loss (pure pieces, no model)."""
+
+import numpy as np
+
+from services.kws import augment
+from services.kws.calibration import calibration_loss
+from services.kws.echo import EchoPath
+
+
+def _speechlike(seconds: float = 2.0) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    n = int(seconds * 16000)
+    envelope = np.repeat(rng.uniform(0, 1, n // 1600 + 1) > 0.5, 1600)[:n]
+    return (rng.standard_normal(n) * 0.2 * envelope).astype(np.float32)
+
+
+def test_echo_is_bounded_and_grows_more_distorted_with_volume():
+    rir = augment.room_impulse_response(np.random.default_rng(0))
+    x = _speechlike()
+    echo = EchoPath()
+    quiet = echo.apply(x, 1, rir, np.random.default_rng(1))
+    loud = echo.apply(x, 10, rir, np.random.default_rng(1))
+    assert quiet.shape == x.shape and np.abs(loud).max() <= 1.0
+    # the AGC lifts the quiet echo, but the loud one arrives hotter before it
+    assert augment.rms(loud) > augment.rms(quiet) * 0.5
+    assert np.corrcoef(quiet, x)[0, 1] != np.corrcoef(loud, x)[0, 1]
+
+
+def test_agc_levels_a_quiet_signal_towards_the_target_with_a_ceiling():
+    echo = EchoPath()
+    quiet = _speechlike() * 10 ** (-40 / 20)
+    levelled = echo.agc(quiet)
+    gain_db = 20 * np.log10(augment.rms(levelled) / augment.rms(quiet))
+    assert 0 < gain_db <= echo.agc_max_gain_db + 0.5
+
+
+def test_calibration_loss_weights_misses_over_false_alarms():
+    mic = np.array([[True, False, False, True]])  # one volume, four tracks
+    playback = np.array([[True, False, False, True], [False, False, False, False], [True, True, True, True]])
+    loss = calibration_loss(playback, mic, miss_weight=5.0, false_weight=1.0)
+    assert loss[0] == 0.0
+    assert loss[1] == 5.0 * 2 / 4
+    assert loss[2] == 1.0 * 2 / 4

@@ -1,0 +1,146 @@
+"""The shipped model end to end: golden detections, odd input, determinism, streaming, CLI, metadata."""
+
+import io
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import onnx
+import pytest
+import soundfile
+import soxr
+
+from services.common.audio import AudioRejected
+from services.common.settings import REPO_ROOT
+from services.kws.model import MODEL_PATH, SpotterModel
+from services.kws.spotter import KeywordSpotter, KwsScan, StreamingScorer
+from tests.audio_files import encode, tone
+
+SAMPLES = REPO_ROOT / "samples" / "playback"
+SPANS = json.loads((SAMPLES / "spans.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def spotter() -> KeywordSpotter:
+    return KeywordSpotter.load()
+
+
+def _keyword_samples() -> np.ndarray:
+    samples, rate = soundfile.read(SAMPLES / "keyword.flac", dtype="float32")
+    assert rate == 16000
+    return samples
+
+
+def test_golden_keyword_clip_has_one_interval_covering_the_span(spotter):
+    scan = spotter.scan((SAMPLES / "keyword.flac").read_bytes())
+    start, end = SPANS["keyword.flac"]
+    assert len(scan.intervals) == 1
+    interval = scan.intervals[0]
+    assert interval.start_ms <= start and interval.end_ms >= end
+    # edges within 50 ms of the span once the padding is taken off
+    assert abs(interval.start_ms + spotter.padding.before_ms - start) <= 50
+    assert abs(interval.end_ms - spotter.padding.after_ms - end) <= 50
+    assert interval.score >= scan.threshold
+
+
+@pytest.mark.parametrize("name", ["confusable.flac", "neither.flac"])
+def test_golden_clips_without_the_keyword_have_no_interval(spotter, name):
+    scan = spotter.scan((SAMPLES / name).read_bytes())
+    assert scan.intervals == []
+    assert scan.duration_ms > 2000
+
+
+def test_json_shape(spotter):
+    payload = spotter.scan((SAMPLES / "keyword.flac").read_bytes()).to_json_dict()
+    assert set(payload) == {"duration_ms", "intervals", "model_version", "threshold"}
+    assert set(payload["intervals"][0]) == {"start_ms", "end_ms", "score"}
+    assert payload["model_version"] == spotter.metadata.version
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "container"),
+    [
+        (44100, 2, "wav"),
+        (8000, 1, "wav"),
+        (22050, 1, "flac"),
+        (48000, 1, "ogg"),
+        (44100, 1, "mp3"),
+        (24000, 1, "m4a"),
+    ],
+)
+def test_other_rates_channels_and_formats_give_the_same_interval(spotter, rate, channels, container):
+    samples = soxr.resample(_keyword_samples(), 16000, rate).astype(np.float32)
+    if channels == 2:
+        buffer = io.BytesIO()
+        soundfile.write(buffer, np.stack([samples, samples], axis=1), rate, format="WAV")
+        data = buffer.getvalue()
+    else:
+        data = encode(samples, rate, container)
+    scan = spotter.scan(data)
+    start, end = SPANS["keyword.flac"]
+    assert len(scan.intervals) == 1
+    # Codecs add their own delay and 8 kHz drops the upper band: allow a little more than the clean clip.
+    assert scan.intervals[0].start_ms <= start + 40 and scan.intervals[0].end_ms >= end - 40
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [(b"", "empty"), (b"this is not audio at all" * 10, "not_audio"), (b"RIFF\x00\x00garbage", "corrupt")],
+)
+def test_bad_input_is_rejected(spotter, data, code):
+    with pytest.raises(AudioRejected) as error:
+        spotter.scan(data)
+    assert error.value.code == code
+
+
+def test_silence_and_tone_give_no_interval(spotter):
+    assert spotter.scan(encode(np.zeros(16000, np.float32), 16000, "wav")).intervals == []
+    assert spotter.scan(encode(tone(3.0), 16000, "wav")).intervals == []
+
+
+def test_very_short_input_scans_without_error(spotter):
+    scan = spotter.scan(encode(tone(0.01), 16000, "wav"))
+    assert scan == KwsScan(10, [], spotter.metadata.version, spotter.threshold)
+
+
+def test_deterministic_and_thread_safe(spotter):
+    data = (SAMPLES / "keyword.flac").read_bytes()
+    first = spotter.scan(data)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(spotter.scan, [data] * 8))
+    assert all(result == first for result in results)
+
+
+def test_streaming_scores_equal_the_offline_scan(spotter):
+    samples = _keyword_samples()
+    offline = spotter.frame_scores(samples)
+    scorer = StreamingScorer(spotter.model)
+    chunks = [scorer.push(chunk) for chunk in np.array_split(samples, 17)] + [scorer.finish()]
+    assert np.allclose(np.concatenate(chunks), offline, atol=1e-5)
+
+
+def test_metadata_holds_the_facts_and_the_file_is_small():
+    assert MODEL_PATH.stat().st_size < 10 * 1024 * 1024
+    metadata = SpotterModel().metadata
+    assert metadata.keyword == "Маруся"
+    assert metadata.sample_rate == 16000
+    assert metadata.score_hop_ms == 20.0
+    assert 0.0 <= metadata.playback_threshold <= 1.0 and 0.0 < metadata.mic_threshold < 1.0
+    keys = {entry.key for entry in onnx.load(str(MODEL_PATH), load_external_data=False).metadata_props}
+    assert "earshot_kws" in keys
+
+
+def test_cli_scan_prints_one_json_line_per_file():
+    files = [str(SAMPLES / name) for name in ("keyword.flac", "neither.flac")]
+    output = subprocess.run(
+        [sys.executable, "-m", "services.kws", "scan", *files, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    ).stdout.splitlines()
+    lines = [json.loads(line) for line in output]
+    assert [line["file"] for line in lines] == files
+    assert len(lines[0]["intervals"]) == 1 and lines[1]["intervals"] == []
