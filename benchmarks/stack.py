@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import io
 import random
+import sys
 import time
 import uuid
 
@@ -32,8 +33,9 @@ from services.common.contracts import AudioPayload, CryJob
 from services.common.settings import CACHE_DIR, REPO_ROOT, BrokerSettings
 from services.common.topology import CRY_CLASSIFY_QUEUE, JOBS_EXCHANGE
 from services.gateway.__main__ import create_api_key
+from services.gateway.admission import cry_request_id
 from services.gateway.settings import GatewaySettings
-from services.gateway.stack import Stack, isolated_env
+from services.gateway.stack import Stack, cancelled_by_signals, isolated_env
 
 BENCH_NAME = "earshot_bench"
 CRY_SAMPLES = sorted((REPO_ROOT / "samples" / "cry").glob("*.ogg"))
@@ -63,15 +65,16 @@ def distinct_tracks(count: int, salt: int) -> list[bytes]:
     return tracks
 
 
-async def publish_cry_jobs(amqp_url: str, run_id: str, count: int) -> None:
+async def publish_cry_jobs(amqp_url: str, chat_id: int, count: int) -> None:
+    """Cry jobs as the bot publishes them, from one pretend chat; its id is new each run, like its keys."""
     connection = await connect(BrokerSettings(amqp_url=amqp_url), name="earshot-bench")
     publisher = await Publisher.open(connection)
     try:
         for index in range(count):
             audio = CRY_SAMPLES[index % len(CRY_SAMPLES)].read_bytes()
             job = CryJob(
-                request_id=f"bench:{run_id}:{index}",
-                chat_id=-1,
+                request_id=cry_request_id(chat_id, index),
+                chat_id=chat_id,
                 message_id=index,
                 audio=AudioPayload(inline=audio, size_bytes=len(audio)),
             )
@@ -97,7 +100,7 @@ async def post_tracks(gateway_url: str, api_key: str, tracks: list[bytes]) -> li
 
 
 async def wait_for_results(
-    database_url: str, run_id: str, cry_jobs: int, track_ids: list[str], stack: Stack, timeout_s: float
+    database_url: str, chat_id: int, cry_jobs: int, track_ids: list[str], stack: Stack, timeout_s: float
 ):
     """Wait for every result; returns (cry latencies, kws latencies, first publish, last store)."""
     engine = create_async_engine(database_url)
@@ -109,12 +112,13 @@ async def wait_for_results(
         "SELECT extract(epoch FROM received_at) AS received, extract(epoch FROM stored_at) AS stored "
         "FROM kws_results WHERE track_id = ANY(:ids)"
     )
+    this_chat = cry_request_id(chat_id, 0).removesuffix("0") + "%"  # every request id of the run's chat
     deadline = time.monotonic() + timeout_s
     try:
         while True:
             stack.check_running()
             async with engine.connect() as connection:
-                cry = (await connection.execute(cry_sql, {"prefix": f"bench:{run_id}:%"})).all()
+                cry = (await connection.execute(cry_sql, {"prefix": this_chat})).all()
                 kws = (await connection.execute(kws_sql, {"ids": track_ids})).all()
             if len(kws) == len(track_ids) and len(cry) == cry_jobs:
                 break
@@ -156,21 +160,22 @@ async def load_skip_kws(store_url: str, api_key: str, track_ids: list[str], clie
 async def run(jobs: int, clients: int, requests_each: int) -> None:
     env = isolated_env(BENCH_NAME, 8092, 8093)
     stack = Stack(env, log_dir=CACHE_DIR / BENCH_NAME / "logs")
-    run_id = uuid.uuid4().hex[:8]
+    run_id = uuid.uuid4().int
+    chat_id = -(run_id % 10**12)  # negative like a group chat's id, so it never meets a real user's
     try:
         print(f"Starting the stack (logs in {stack.log_dir}) ...")
         await stack.prepare()
         await stack.start()
         await stack.wait_ready()
         api_key = await create_api_key("bench", GatewaySettings(database_url=env["EARSHOT_DATABASE_URL"]))
-        tracks = distinct_tracks(jobs, salt=int(run_id, 16) % 30000)
+        tracks = distinct_tracks(jobs, salt=run_id % 30000)
         print(f"Submitting {jobs} cry jobs (AMQP) and {jobs} playback tracks (POST /v1/tracks) ...")
         _, track_ids = await asyncio.gather(
-            publish_cry_jobs(env["EARSHOT_AMQP_URL"], run_id, jobs),
+            publish_cry_jobs(env["EARSHOT_AMQP_URL"], chat_id, jobs),
             post_tracks(stack.gateway_url, api_key, tracks),
         )
         cry, kws, first, last = await wait_for_results(
-            env["EARSHOT_DATABASE_URL"], run_id, jobs, track_ids, stack, timeout_s=60 + 5 * jobs
+            env["EARSHOT_DATABASE_URL"], chat_id, jobs, track_ids, stack, timeout_s=60 + 5 * jobs
         )
         print(
             f"\nThroughput: {2 * jobs} jobs in {last - first:.2f} s = {2 * jobs / (last - first):.1f} jobs/s"
@@ -194,7 +199,11 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=50, help="GET requests per client (default 50)")
     args = parser.parse_args()
-    asyncio.run(run(args.jobs, args.clients, args.requests))
+    try:
+        asyncio.run(cancelled_by_signals(run(args.jobs, args.clients, args.requests)))
+    except asyncio.CancelledError:
+        print("Interrupted; the stack is stopped.", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import sys
 from services.common.amqp import shutdown_event
 from services.common.settings import CACHE_DIR
 from services.gateway.demo import run_demo
-from services.gateway.stack import Stack, StackFailed
+from services.gateway.stack import Stack, StackFailed, cancelled_by_signals
 
 
 async def run_stack() -> int:
@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "run":
         sys.exit(asyncio.run(run_stack()))
     try:
-        asyncio.run(run_demo())
+        asyncio.run(cancelled_by_signals(run_demo()))
+    except asyncio.CancelledError:
+        print("Interrupted; the stack is stopped.", file=sys.stderr)
+        sys.exit(130)
     except StackFailed as failure:
         print(f"The demo could not run: {failure}", file=sys.stderr)
         sys.exit(1)

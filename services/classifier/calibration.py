@@ -70,6 +70,8 @@ def risk_coverage(probabilities: np.ndarray, targets: np.ndarray) -> list[tuple[
     curve = []
     for threshold in np.unique(np.round(confidence, 3)):
         answered = confidence >= threshold
+        if not answered.any():  # rounding can lift the top threshold above every confidence
+            continue
         curve.append((float(threshold), float(answered.mean()), float(1 - correct[answered].mean())))
     return curve
 
@@ -86,4 +88,7 @@ def choose_not_sure_threshold(probabilities: np.ndarray, targets: np.ndarray) ->
 
 def choose_cry_threshold(cry_probability_by_source: dict[str, np.ndarray]) -> float:
     """Highest threshold that rejects at most CRY_REJECTION_BUDGET of the cries of every source."""
-    return float(min(np.quantile(p, CRY_REJECTION_BUDGET) for p in cry_probability_by_source.values()))
+    # "lower": a real observed value, with at most floor(budget * (n - 1)) cries strictly below it.
+    return float(
+        min(np.quantile(p, CRY_REJECTION_BUDGET, method="lower") for p in cry_probability_by_source.values())
+    )

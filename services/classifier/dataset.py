@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from services.classifier.features import PHONE_SAMPLE_RATE
-from services.classifier.synthesis import NOISE_CLIPS, SPEECH_CLIPS, synthesise_negatives
+from services.classifier.synthesis import (
+    CALL_CLIPS,
+    FESTIVAL_CLIPS,
+    MUSIC_CLIPS,
+    NOISE_CLIPS,
+    SPEECH_CLIPS,
+    synthesise_negatives,
+)
 from services.common.audio import decode_audio
 
 TRAINABLE_LICENCES = frozenset({"ODbL-1.0/DbCL-1.0", "CC-BY-3.0", "synthesised"})
@@ -63,7 +70,9 @@ class Clip:
 def load_corpus(data_dir: Path, cache_dir: Path, seed: int) -> list[Clip]:
     """Manifest clips and synthesised negatives, decoded once and cached under cache_dir."""
     manifest = (data_dir / "manifest.csv").read_bytes()
-    key = hashlib.sha256(manifest + f"{seed} {SPEECH_CLIPS} {NOISE_CLIPS}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(
+        manifest + f"{seed} {SPEECH_CLIPS} {NOISE_CLIPS} {CALL_CLIPS} {MUSIC_CLIPS} {FESTIVAL_CLIPS}".encode()
+    ).hexdigest()[:12]
     cache_file = cache_dir / f"corpus_{key}.pkl"
     if cache_file.exists():
         with cache_file.open("rb") as handle:

@@ -46,9 +46,9 @@ def export_model(
     metadata = {
         "version": version,
         "labels": json.dumps(labels),
-        "cry_threshold": f"{cry_threshold:.6f}",
-        "not_sure_threshold": f"{not_sure_threshold:.6f}",
-        "temperature": f"{temperature:.6f}",
+        "cry_threshold": repr(float(cry_threshold)),  # full precision: rounding would move the cry budget
+        "not_sure_threshold": repr(float(not_sure_threshold)),
+        "temperature": repr(float(temperature)),
         "features": json.dumps(feature_parameters()),
         **extra_metadata,
     }

@@ -8,6 +8,8 @@ shipped weights.
 
 from __future__ import annotations
 
+import shutil
+import struct
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -24,6 +26,13 @@ if TYPE_CHECKING:
 
 SPEECH_CLIPS = 240
 NOISE_CLIPS = 120
+CALL_CLIPS = 240
+MUSIC_CLIPS = 60
+FESTIVAL_CLIPS = 40
+# Fluid R3 GM (MIT licence, Debian fluid-soundfont-gm) and the festvox-ru voice (BSD-like licence):
+# both allow training shipped weights on what they render.
+SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+FESTIVAL_RU_VOICE = Path("/usr/share/festival/voices/russian/msu_ru_nsh_clunits")
 _SPEECH_LIMITS = AudioLimits(max_duration_s=600.0)
 ESPEAK_VOICES = ("en-us", "en-gb", "ru", "de", "fr-fr", "es", "it", "pt", "uk", "pl", "tr", "cmn", "ja", "hi")
 ESPEAK_VARIANTS = (
@@ -93,6 +102,60 @@ def synthesise_negatives(seed: int) -> list[Clip]:
                 samples,
             )
         )
+    return clips + _tonal_negatives(np.random.default_rng(seed + 1))
+
+
+def _tonal_negatives(rng: np.random.Generator) -> list[Clip]:
+    """The hard negatives: animal-like calls, motors, water, music and natural-sounding Russian speech.
+
+    Drawn from their own generator so that adding them leaves the older synthesised clips unchanged.
+    """
+    from services.classifier.dataset import Clip
+
+    clips = []
+    for index in range(CALL_CLIPS):
+        kind = CALL_KINDS[index % len(CALL_KINDS)]
+        samples = band_limit(_call_clip(kind, rng), 16000)
+        clips.append(
+            Clip(
+                f"synth/call/{index:03d}-{kind}",
+                "synth-call",
+                kind,
+                False,
+                f"synth-call-{index}",
+                "synthesised",
+                samples,
+            )
+        )
+    if shutil.which("fluidsynth") and SOUNDFONT.is_file():
+        for index in range(MUSIC_CLIPS):
+            samples = _music_clip(rng)
+            clips.append(
+                Clip(
+                    f"synth/music/{index:03d}",
+                    "synth-music",
+                    "music",
+                    False,
+                    f"synth-music-{index}",
+                    "synthesised",
+                    samples,
+                )
+            )
+    if shutil.which("text2wave") and FESTIVAL_RU_VOICE.is_dir():
+        sayings = _russian_sayings() or list(PROJECT_SENTENCES)
+        for index in range(FESTIVAL_CLIPS):
+            samples = _festival_clip(sayings, rng)
+            clips.append(
+                Clip(
+                    f"synth/festival/{index:03d}",
+                    "synth-festival",
+                    "speech",
+                    False,
+                    f"synth-festival-{index}",
+                    "synthesised",
+                    samples,
+                )
+            )
     return clips
 
 
@@ -170,3 +233,203 @@ def _noise_clip(kind: str, rng: np.random.Generator, rate: int = 16000) -> np.nd
         signal = np.sin(2 * np.pi * np.cumsum(sweep) / rate) + 0.02 * white
     signal = signal / (np.abs(signal).max() + 1e-9) * rng.uniform(0.1, 0.7)
     return signal.astype(np.float32)
+
+
+CALL_KINDS = ("meow", "cluck", "moo", "croak", "whine", "saw", "pour", "vibrato")
+
+
+def _harmonic(f0: np.ndarray, rate: int, tilt: float, formants: Sequence[float]) -> np.ndarray:
+    """Harmonic tone following the pitch contour ``f0`` (Hz per sample), shaped by a few formant peaks."""
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    signal = np.zeros(len(f0))
+    for k in range(1, int(4000 / max(float(f0.min()), 50.0)) + 1):
+        frequency = k * f0
+        gain = tilt**k * (0.2 + sum(np.exp(-0.5 * ((frequency - f) / (0.15 * f)) ** 2) for f in formants))
+        signal += np.where(frequency < rate / 2, gain, 0.0) * np.sin(k * phase)
+    return signal
+
+
+def _envelope(n: int, attack: float = 0.1) -> np.ndarray:
+    ramp = max(1, int(n * attack))
+    envelope = np.ones(n)
+    envelope[:ramp] = np.linspace(0, 1, ramp)
+    envelope[-ramp:] = np.linspace(1, 0, ramp)
+    return envelope
+
+
+def _call(kind: str, rng: np.random.Generator, rate: int) -> np.ndarray:
+    """One call or sound event of ``kind``."""
+    if kind == "meow":  # rise-fall pitch 400-1000 Hz with a moving formant, 0.4-1.2 s
+        n = int(rng.uniform(0.4, 1.2) * rate)
+        shape = np.sin(np.pi * np.linspace(0, 1, n))
+        f0 = rng.uniform(350, 600) + rng.uniform(100, 400) * shape
+        return _harmonic(f0, rate, 0.8, (rng.uniform(700, 1500), rng.uniform(1800, 3000))) * _envelope(n, 0.2)
+    if kind == "cluck":  # short harmonic bursts with noise, a hen's clucking
+        n = int(rng.uniform(0.06, 0.25) * rate)
+        f0 = np.full(n, rng.uniform(250, 700)) * np.linspace(1.1, 0.9, n)
+        tone = _harmonic(f0, rate, 0.85, (rng.uniform(900, 2500),))
+        return (tone + 0.3 * rng.standard_normal(n)) * _envelope(n, 0.3)
+    if kind == "moo":  # long low call with a slow formant change
+        n = int(rng.uniform(1.0, 2.5) * rate)
+        f0 = rng.uniform(80, 200) * (1 + 0.15 * np.sin(np.pi * np.linspace(0, 1, n)))
+        return _harmonic(f0, rate, 0.9, (rng.uniform(300, 800), rng.uniform(1000, 2000))) * _envelope(n, 0.2)
+    if kind == "croak":  # a tone pulsed 15-60 times a second, a frog's croak
+        n = int(rng.uniform(0.2, 0.8) * rate)
+        t = np.arange(n) / rate
+        pulses = (np.sin(2 * np.pi * rng.uniform(15, 60) * t) > 0.3).astype(float)
+        return _harmonic(np.full(n, rng.uniform(150, 900)), rate, 0.7, (rng.uniform(500, 2000),)) * pulses
+    if kind == "whine":  # a motor: drifting harmonic whine in broadband noise (vacuum cleaner, drill)
+        n = int(rng.uniform(2.0, 6.0) * rate)
+        f0 = rng.uniform(100, 600) * (
+            1 + 0.05 * np.sin(2 * np.pi * rng.uniform(0.1, 1) * np.arange(n) / rate)
+        )
+        noise = np.cumsum(rng.standard_normal(n)) * 0.02
+        return _harmonic(f0, rate, 0.8, (rng.uniform(500, 3000),)) + rng.uniform(0.5, 3) * (
+            noise - noise.mean()
+        )
+    if kind == "saw":  # strokes of band noise with a resonance, a hand saw
+        stroke = int(rng.uniform(0.2, 0.6) * rate)
+        noise = np.fft.rfft(rng.standard_normal(stroke))
+        frequencies = np.fft.rfftfreq(stroke, 1 / rate)
+        centre = rng.uniform(1000, 3500)
+        noise *= np.exp(-0.5 * ((frequencies - centre) / rng.uniform(100, 800)) ** 2)
+        return np.fft.irfft(noise, stroke) * _envelope(stroke, 0.3)
+    if kind == "pour":  # filtered noise with a rising resonance and bubbles, water filling a vessel
+        n = int(rng.uniform(2.0, 5.0) * rate)
+        t = np.arange(n) / rate
+        signal = 0.3 * rng.standard_normal(n)
+        for start in rng.uniform(0, t[-1], int(rng.integers(20, 120))):
+            mask = (t >= start) & (t < start + 0.05)
+            frequency = rng.uniform(300, 2500) * (1 + 2 * (t[mask] - start))
+            signal[mask] += np.sin(2 * np.pi * frequency * (t[mask] - start)) * np.exp(
+                -(t[mask] - start) * 80
+            )
+        return signal
+    n = int(rng.uniform(0.5, 2.0) * rate)  # vibrato: a sung or whistled tone with vibrato
+    t = np.arange(n) / rate
+    f0 = rng.uniform(200, 1200) * (1 + rng.uniform(0.01, 0.06) * np.sin(2 * np.pi * rng.uniform(4, 8) * t))
+    return _harmonic(f0, rate, rng.uniform(0.3, 0.9), (rng.uniform(500, 3000),)) * _envelope(n, 0.1)
+
+
+def _call_clip(kind: str, rng: np.random.Generator, rate: int = 16000) -> np.ndarray:
+    """2-8 s of repeated calls of ``kind`` with pauses, over a little background noise, peak about 0.5."""
+    n = int(rng.uniform(2.0, 8.0) * rate)
+    signal = rng.standard_normal(n) * rng.uniform(0.001, 0.02)
+    position = int(rng.uniform(0, 0.5) * rate)
+    while position < n:
+        call = _call(kind, rng, rate)
+        call = call / (np.abs(call).max() + 1e-9) * rng.uniform(0.5, 1.0)
+        end = min(n, position + len(call))
+        signal[position:end] += call[: end - position]
+        position = end + int(rng.uniform(0.05, 1.0) * rate)
+    return (signal / (np.abs(signal).max() + 1e-9) * rng.uniform(0.1, 0.7)).astype(np.float32)
+
+
+MUSIC_PROGRAMS = (
+    0,
+    4,
+    11,
+    19,
+    24,
+    25,
+    33,
+    40,
+    41,
+    42,
+    48,
+    52,
+    53,
+    56,
+    57,
+    60,
+    65,
+    68,
+    71,
+    73,
+    74,
+    80,
+    81,
+    104,
+)
+
+
+def _variable_length(value: int) -> bytes:
+    out = [value & 0x7F]
+    while value > 127:
+        value >>= 7
+        out.insert(0, (value & 0x7F) | 0x80)
+    return bytes(out)
+
+
+def _midi_file(rng: np.random.Generator) -> bytes:
+    """A short random tune (melody, optional chord, optional drums) as a type-0 standard MIDI file."""
+    events: list[tuple[int, bytes]] = []  # (tick, message); 480 ticks a beat at 120 bpm = 960 ticks a second
+    melody, bass = int(rng.choice(MUSIC_PROGRAMS)), int(rng.choice(MUSIC_PROGRAMS))
+    events += [(0, bytes([0xC0, melody])), (0, bytes([0xC1, bass]))]
+    scale = np.array([0, 2, 4, 5, 7, 9, 11, 12])
+    root, tick = int(rng.integers(48, 72)), 0
+    while tick < 7 * 960:
+        length = int(rng.choice([120, 240, 480, 960]))
+        note = root + 12 * int(rng.integers(0, 2)) + int(rng.choice(scale))
+        velocity = int(rng.integers(60, 120))
+        events += [(tick, bytes([0x90, note, velocity])), (tick + length, bytes([0x80, note, 0]))]
+        if rng.random() < 0.3:
+            events += [(tick, bytes([0x91, root - 12, 80])), (tick + length, bytes([0x81, root - 12, 0]))]
+        if rng.random() < 0.4:
+            drum = int(rng.choice([35, 38, 42, 46]))
+            events += [(tick, bytes([0x99, drum, 100])), (tick + 100, bytes([0x89, drum, 0]))]
+        tick += length
+    track, previous = b"", 0
+    for tick, message in sorted(events, key=lambda e: e[0]):
+        track += _variable_length(tick - previous) + message
+        previous = tick
+    track += b"\x00\xff\x2f\x00"
+    return b"MThd" + struct.pack(">IHHH", 6, 0, 1, 480) + b"MTrk" + struct.pack(">I", len(track)) + track
+
+
+def _music_clip(rng: np.random.Generator) -> np.ndarray:
+    """A random tune rendered by fluidsynth with the Fluid R3 GM soundfont, at PHONE_SAMPLE_RATE."""
+    with tempfile.TemporaryDirectory() as directory:
+        midi, wav = Path(directory) / "tune.mid", Path(directory) / "tune.wav"
+        midi.write_bytes(_midi_file(rng))
+        subprocess.run(
+            [
+                "fluidsynth",
+                "-ni",
+                "-q",
+                "-g",
+                "0.8",
+                "-r",
+                "16000",
+                "-F",
+                str(wav),
+                str(SOUNDFONT),
+                str(midi),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        samples = decode_audio(wav.read_bytes(), PHONE_SAMPLE_RATE, _SPEECH_LIMITS).samples
+    start = int(rng.uniform(0, max(0.0, len(samples) / PHONE_SAMPLE_RATE - 2.0)) * PHONE_SAMPLE_RATE)
+    excerpt = samples[start : start + int(rng.uniform(2.0, 8.0) * PHONE_SAMPLE_RATE)]
+    return (excerpt / (np.abs(excerpt).max() + 1e-9) * rng.uniform(0.1, 0.7)).astype(np.float32)
+
+
+def _festival_clip(texts: Sequence[str], rng: np.random.Generator) -> np.ndarray:
+    """Russian speech from festival's recorded-unit voice (a natural male voice), 2-8 s."""
+    target = int(rng.uniform(2.0, 8.0) * PHONE_SAMPLE_RATE)
+    parts: list[np.ndarray] = []
+    while sum(len(p) for p in parts) < target:
+        with tempfile.TemporaryDirectory() as directory:
+            text, wav = Path(directory) / "text.txt", Path(directory) / "speech.wav"
+            text.write_text(str(texts[rng.integers(len(texts))]), encoding="utf-8")
+            subprocess.run(
+                ["text2wave", "-eval", "(voice_msu_ru_nsh_clunits)", str(text), "-o", str(wav)],
+                check=True,
+                capture_output=True,
+            )
+            try:
+                parts.append(decode_audio(wav.read_bytes(), PHONE_SAMPLE_RATE, _SPEECH_LIMITS).samples)
+            except AudioRejected:
+                continue
+    return np.concatenate(parts)[:target]

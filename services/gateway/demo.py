@@ -104,10 +104,13 @@ async def send_playback_track(stack: Stack, api_key: str) -> None:
                 break
     print(f"    GET /v1/tracks/{track_id[:12]}…/skip-kws -> {result.status_code}")
     body = result.json()
-    intervals = body.get("intervals", [])
-    if not intervals:
+    if body.get("status") != "done":
         print(f"    {body}")
-    for interval in intervals:
+        return
+    print(f"    {body['duration_ms']} ms of playback, model {body['model_version']}; skip_kws intervals:")
+    for interval in body["skip_kws"]:
         start_ms, end_ms, score = interval["start_ms"], interval["end_ms"], interval["score"]
         print(f"    mute the microphone {start_ms} – {end_ms} ms (score {score:.2f})")
+    if not body["skip_kws"]:
+        print("    none: the wake word was not found")
     print()

@@ -14,9 +14,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -34,6 +35,8 @@ SERVICE_COMMANDS: dict[str, list[str]] = {
 START_ORDER = ("store", "classifier", "kws", "gateway")
 STOP_TIMEOUT_S = 30.0
 MANAGEMENT_API = "http://127.0.0.1:15672/api"
+
+T = TypeVar("T")
 
 
 class StackFailed(RuntimeError):
@@ -161,6 +164,23 @@ class Stack:
                 log.flush()
                 if self.echo:
                     _echo(sys.stdout, service.name, line)
+
+
+async def cancelled_by_signals(work: Coroutine[object, object, T]) -> T:
+    """Run ``work``, cancelling it on SIGTERM or SIGINT so its ``finally`` stops the stack it started.
+
+    The services run in their own process groups, so without this a signal to the supervisor would leave
+    them running as orphans.
+    """
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        return await task
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
 
 
 def _echo(stream: IO[str], name: str, line: bytes) -> None:

@@ -26,7 +26,7 @@ from services.kws.dataset import (
     training_window,
 )
 from services.kws.evaluation import ScoredTracks, choose_threshold, score_voice, voice_tracks
-from services.kws.export import base_metadata, export_onnx, write_metadata
+from services.kws.export import base_metadata, export_onnx, read_metadata, write_metadata
 from services.kws.features import N_MELS, log_mel
 from services.kws.model import SpotterModel
 from services.kws.network import SpotterNet, context_frames
@@ -162,6 +162,18 @@ def validation_scores(spotter: KeywordSpotter, cache: SpeechCache, seed: int) ->
     ]
 
 
+def select_threshold(model_path: Path, cache: SpeechCache, seed: int) -> float:
+    """Choose the threshold on the validation voices and write it as both the microphone threshold and the
+    initial playback threshold (``calibrate`` refines the latter)."""
+    spotter = KeywordSpotter(SpotterModel(model_path))
+    threshold = choose_threshold(spotter, validation_scores(spotter, cache, seed))
+    metadata = read_metadata(model_path)
+    metadata["playback_threshold"] = threshold
+    metadata["mic_threshold"] = threshold
+    write_metadata(model_path, metadata)
+    return threshold
+
+
 def run_training(config: TrainingConfig, model_path: Path, cache: SpeechCache, data_path: Path) -> Path:
     """The whole ``train`` command: data, network, ONNX export, validation threshold."""
     started = time.time()
@@ -178,11 +190,7 @@ def run_training(config: TrainingConfig, model_path: Path, cache: SpeechCache, d
         f"1.0.0+{weights_fingerprint(net)}", context_frames(), SCORE_HOP_MS, SCORE_OFFSET_MS
     )
     export_onnx(net, model_path, metadata)
-    spotter = KeywordSpotter(SpotterModel(model_path))
-    threshold = choose_threshold(spotter, validation_scores(spotter, cache, config.seed))
-    metadata["playback_threshold"] = threshold
-    metadata["mic_threshold"] = threshold
-    write_metadata(model_path, metadata)
+    threshold = select_threshold(model_path, cache, config.seed)
     log.info(
         "model %s written to %s, validation threshold %.2f, %.0f s in all",
         metadata["version"],
