@@ -4,11 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # Debian packages: decoding (ffmpeg), speech synthesis for the wake-word data (espeak-ng, festival),
-# Russian text to synthesise from (fortunes-ru), audio tools (sox, flac).
-APT_PACKAGES := ffmpeg espeak-ng sox libsox-fmt-all flac festival festvox-ru fortunes-ru libsndfile1
+# Russian text to synthesise from (fortunes-ru), audio tools (sox, flac). RHVoice's Russian voices come from
+# Debian's non-free component, which setup adds as an apt source.
+APT_PACKAGES := ffmpeg espeak-ng sox libsox-fmt-all flac festival festvox-ru fortunes-ru libsndfile1 rhvoice rhvoice-russian
+NON_FREE_SOURCE := /etc/apt/sources.list.d/debian-non-free.sources
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv broker test lint demo run bench train-classifier eval-classifier train-kws calibrate-kws simulate-kws clean
+.PHONY: setup apt venv broker test lint demo run bench train-classifier eval-classifier train-kws eval-kws calibrate-kws simulate-kws clean
 
 setup: apt venv broker ## Install everything: Debian packages, the pinned virtualenv, RabbitMQ plugins.
 
@@ -21,7 +23,10 @@ apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install: $$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  test -f $(NON_FREE_SOURCE) || printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' \
+	    'Suites: bookworm' 'Components: non-free' \
+	    'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' > $(NON_FREE_SOURCE); \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "Debian packages present"; fi
 
 venv: $(VENV)/.installed
@@ -55,6 +60,9 @@ eval-classifier: ## Group-disjoint cross-validation of baselines and the shipped
 train-kws: ## Synthesise the wake-word data and retrain the spotter.
 	$(PY) -m services.kws train
 
+eval-kws: ## Held-out-voice evaluation of the spotter; writes services/kws/MODEL_CARD.md.
+	$(PY) -m services.kws evaluate
+
 calibrate-kws: ## Choose the playback-side threshold against the simulated echo path.
 	$(PY) -m services.kws calibrate
 
@@ -62,7 +70,7 @@ simulate-kws: ## Self-trigger report with and without skip_kws muting.
 	$(PY) -m services.kws simulate
 
 lint:
-	$(VENV)/bin/ruff check services tests
+	$(VENV)/bin/ruff check services tests benchmarks
 
 clean:
 	rm -rf .cache .pytest_cache

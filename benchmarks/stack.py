@@ -35,7 +35,7 @@ from services.common.topology import CRY_CLASSIFY_QUEUE, JOBS_EXCHANGE
 from services.gateway.__main__ import create_api_key
 from services.gateway.admission import cry_request_id
 from services.gateway.settings import GatewaySettings
-from services.gateway.stack import Stack, cancelled_by_signals, isolated_env
+from services.stack import Stack, cancelled_by_signals, isolated_env
 
 BENCH_NAME = "earshot_bench"
 CRY_SAMPLES = sorted((REPO_ROOT / "samples" / "cry").glob("*.ogg"))

@@ -3,7 +3,7 @@
 ``run`` (``make run``): applies the migrations and the AMQP topology, starts the store (HTTP 8081), both
 workers and the gateway (HTTP 8080; the Telegram bot too when EARSHOT_TELEGRAM_TOKEN is set), prints their
 logs, and stops them all cleanly on Ctrl-C.
-``demo`` (``make demo``): see ``services.gateway.demo``.
+``demo`` (``make demo``): see ``services.demo``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import sys
 
 from services.common.amqp import shutdown_event
 from services.common.settings import CACHE_DIR
-from services.gateway.demo import run_demo
-from services.gateway.stack import Stack, StackFailed, cancelled_by_signals
+from services.demo import run_demo
+from services.stack import Stack, StackFailed, cancelled_by_signals
 
 
 async def run_stack() -> int:

@@ -17,7 +17,9 @@ FORMATS: dict[str, tuple[str, str]] = {
 }
 
 
-def tone(seconds: float, sample_rate: int = 16000, frequency: float = 440.0, level: float = 0.3) -> np.ndarray:
+def tone(
+    seconds: float, sample_rate: int = 16000, frequency: float = 440.0, level: float = 0.3
+) -> np.ndarray:
     """A sine tone as mono float32."""
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     return (level * np.sin(2 * np.pi * frequency * t)).astype(np.float32)

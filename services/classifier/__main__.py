@@ -1,4 +1,4 @@
-"""Command line of the cry classifier: classify files, train the model, evaluate it."""
+"""Command line of the cry classifier: run the worker, classify files, train the model, evaluate it."""
 
 from __future__ import annotations
 
@@ -44,9 +44,19 @@ def evaluate(_: argparse.Namespace, settings: ClassifierSettings) -> int:
     return 0
 
 
+def run(_: argparse.Namespace, __: ClassifierSettings) -> int:
+    from services.classifier.worker import main as run_worker
+
+    run_worker()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m services.classifier", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="the worker: consume cry.classify jobs until SIGTERM").set_defaults(
+        handler=run
+    )
     classify_parser = commands.add_parser("classify", help="classify audio files")
     classify_parser.add_argument("files", nargs="+", help="audio files (ogg, mp3, m4a, wav, flac)")
     classify_parser.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -87,7 +87,8 @@ def decode_audio(data: bytes, sample_rate: int, limits: AudioLimits | None = Non
     if not data:
         raise AudioRejected("empty", "0 bytes")
     if len(data) > limits.max_bytes:
-        raise AudioRejected("too_large", f"{len(data) / 1e6:.1f} MB, the limit is {limits.max_bytes / 1e6:.1f} MB")
+        limit_mb = limits.max_bytes / 1e6
+        raise AudioRejected("too_large", f"{len(data) / 1e6:.1f} MB, the limit is {limit_mb:.1f} MB")
     try:
         samples, source_rate, channels = _decode_with_soundfile(data, limits)
     except soundfile.LibsndfileError:

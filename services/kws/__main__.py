@@ -82,10 +82,21 @@ def samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def run(_: argparse.Namespace) -> int:
+    from services.kws.worker import main as run_worker
+
+    run_worker()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m services.kws", description=__doc__)
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("run", help="the worker: consume kws.scan jobs until SIGTERM").set_defaults(
+        handler=run
+    )
 
     scan_parser = commands.add_parser("scan", help="skip_kws intervals of audio files")
     scan_parser.add_argument("files", nargs="+")
@@ -96,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--windows", type=int, default=32000)
     train_parser.add_argument("--epochs", type=int, default=12)
     train_parser.add_argument("--workers", type=int, default=2)
-    train_parser.add_argument("--threads", type=int, default=1)
+    train_parser.add_argument("--threads", type=int, default=2)
     train_parser.set_defaults(handler=train)
 
     evaluate_parser = commands.add_parser("evaluate", help="held-out voices: write MODEL_CARD.md")

@@ -24,6 +24,7 @@ from typing import Annotated, TypeVar
 
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import Field, TypeAdapter, ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.amqp import Publisher, safely
@@ -102,8 +103,17 @@ class ResultWriter:
         try:
             result = parse_result(message.body)
         except ValidationError as error:
-            await self._reject_poison(message, error)
+            await self._reject_poison(message, "invalid_message", error)
             return
+        try:
+            await self._store(result, message)
+        except IntegrityError as error:
+            # E.g. a result whose (chat_id, message_id) belongs to another request: retrying cannot fix it.
+            await self._reject_poison(message, "conflicting_result", error)
+
+    async def _store(
+        self, result: CryResult | KwsResult | JobFailed, message: AbstractIncomingMessage
+    ) -> None:
         if isinstance(result, CryResult):
             if not await self._store_cry_result(result):
                 await safely(message.nack(requeue=True), "nack")
@@ -141,8 +151,10 @@ class ResultWriter:
         log.info("cry %s: %s, %s", result.request_id, "stored" if new else "duplicate", outcome)
         return True
 
-    async def _reject_poison(self, message: AbstractIncomingMessage, error: ValidationError) -> None:
-        """A body that is no result contract goes to the dead-letter queue, with an errors row saying why."""
+    async def _reject_poison(
+        self, message: AbstractIncomingMessage, error_code: str, error: Exception
+    ) -> None:
+        """A result no retry can store goes to the dead-letter queue, with an errors row saying why."""
         key = message.message_id or "unknown"
 
         async def record(session: AsyncSession) -> bool:
@@ -150,7 +162,7 @@ class ResultWriter:
                 session,
                 job_kind="store.results",
                 key=key,
-                error_code="invalid_message",
+                error_code=error_code,
                 error_message=str(error)[:2000],
                 attempts=1,
             )

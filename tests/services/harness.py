@@ -27,16 +27,11 @@ from services.common.amqp import Publisher, connect, declare_topology
 from services.common.contracts import Contract
 from services.common.settings import REPO_ROOT, BrokerSettings
 from services.common.topology import QUEUES
+from services.stack import SERVICE_COMMANDS
 
 MANAGEMENT_API = os.environ.get("EARSHOT_TEST_MANAGEMENT_API", "http://127.0.0.1:15672/api")
 MANAGEMENT_AUTH = ("guest", "guest")
 
-# How each service is started; ``python -c`` for the workers until their packages' CLIs wire `run`.
-SERVICE_COMMANDS: dict[str, list[str]] = {
-    "classifier": [sys.executable, "-c", "from services.classifier.worker import main; main()"],
-    "kws": [sys.executable, "-c", "from services.kws.worker import main; main()"],
-    "store": [sys.executable, "-m", "services.store", "run"],
-}
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:

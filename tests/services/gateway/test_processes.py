@@ -11,7 +11,7 @@ import sys
 import httpx
 
 from services.common.settings import REPO_ROOT
-from services.gateway.stack import Stack
+from services.stack import Stack
 from tests.services.harness import free_port
 
 

@@ -19,8 +19,8 @@ from services.gateway import replies
 from services.gateway.__main__ import create_api_key
 from services.gateway.admission import probe_duration
 from services.gateway.settings import GatewaySettings
-from services.gateway.stack import Stack, isolated_env
 from services.gateway.telegram_standin import SentMessage, TelegramStandIn
+from services.stack import Stack, isolated_env
 
 DEMO_NAME = "earshot_demo"
 DEMO_HTTP_PORT, DEMO_STORE_PORT = 8090, 8091

@@ -25,12 +25,10 @@ import httpx
 from services.common.amqp import connect, declare_topology
 from services.common.settings import REPO_ROOT, BrokerSettings, DatabaseSettings
 
-# How each service starts. The workers' packages will also answer ``python -m services.<name> run``.
+# How each service starts: every service package answers ``python -m services.<name> run``.
 SERVICE_COMMANDS: dict[str, list[str]] = {
-    "store": [sys.executable, "-m", "services.store", "run"],
-    "classifier": [sys.executable, "-c", "from services.classifier.worker import main; main()"],
-    "kws": [sys.executable, "-c", "from services.kws.worker import main; main()"],
-    "gateway": [sys.executable, "-m", "services.gateway", "run"],
+    name: [sys.executable, "-m", f"services.{name}", "run"]
+    for name in ("store", "classifier", "kws", "gateway")
 }
 START_ORDER = ("store", "classifier", "kws", "gateway")
 STOP_TIMEOUT_S = 30.0
