@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
-import av
 import numpy as np
+
+from services.common.audio import encode_audio
 
 # container format name -> (PyAV format, codec)
 FORMATS: dict[str, tuple[str, str]] = {
@@ -30,14 +29,4 @@ def encode(samples: np.ndarray, sample_rate: int, container: str) -> bytes:
     av_format, codec = FORMATS[container]
     if codec == "libopus" and sample_rate not in (8000, 12000, 16000, 24000, 48000):
         raise ValueError("Opus needs 8, 12, 16, 24 or 48 kHz")
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=av_format) as output:
-        stream = output.add_stream(codec, rate=sample_rate, layout="mono")
-        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate = sample_rate
-        for packet in stream.encode(frame):
-            output.mux(packet)
-        for packet in stream.encode(None):
-            output.mux(packet)
-    return buffer.getvalue()
+    return encode_audio(samples, sample_rate, av_format, codec)

@@ -107,6 +107,28 @@ def decode_audio(data: bytes, sample_rate: int, limits: AudioLimits | None = Non
     )
 
 
+def encode_audio(
+    samples: np.ndarray, sample_rate: int, container: str, codec: str, bit_rate: int | None = None
+) -> bytes:
+    """Encode mono float32 ``samples`` with FFmpeg's ``codec`` into ``container`` (PyAV format names).
+
+    Training uses it for codec round trips (what a phone upload does to audio), tests to make every format.
+    """
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container) as output:
+        stream = output.add_stream(codec, rate=sample_rate, layout="mono")
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = sample_rate
+        for packet in stream.encode(frame):
+            output.mux(packet)
+        for packet in stream.encode(None):
+            output.mux(packet)
+    return buffer.getvalue()
+
+
 def looks_like_audio_container(data: bytes) -> bool:
     """True when the bytes start like a container we decode (used to tell corrupt from not-audio)."""
     if data[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"\xff\xf1", b"\xff\xf9"):  # MPEG / ADTS frames

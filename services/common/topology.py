@@ -32,6 +32,9 @@ JOB_FAILED_KEY = "job.failed"
 REPLY_KEY = "reply"
 
 DELIVERY_LIMIT = 5
+# Dead-lettered jobs may hold a parent's voice note: they wait a week for an operator to fix and replay them,
+# then the broker drops them, so no user audio is kept longer without consent.
+DEAD_LETTER_RETENTION_MS = 7 * 24 * 3600 * 1000
 
 # Quorum queues dead-letter at most once by default: a message could vanish between a work queue and its
 # ``.dlq`` or between a ``.retry`` queue and its work queue. At-least-once dead-lettering (RabbitMQ >= 3.10)
@@ -91,7 +94,7 @@ def work_queue(name: str, exchange: str, routing_keys: tuple[str, ...]) -> list[
             name=dead_letter_queue(name),
             exchange=DEAD_LETTER_EXCHANGE,
             routing_keys=(dead_letter_queue(name),),
-            arguments={"x-queue-type": "quorum"},
+            arguments={"x-queue-type": "quorum", "x-message-ttl": DEAD_LETTER_RETENTION_MS},
         ),
         Queue(
             name=retry_queue(name),

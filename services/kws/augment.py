@@ -8,13 +8,12 @@ FFmpeg (PyAV) and are re-aligned by cross-correlation so keyword spans stay exac
 
 from __future__ import annotations
 
-import io
-
-import av
 import numpy as np
 import pyroomacoustics as pra
 import scipy.signal
 import soxr
+
+from services.common.audio import decode_audio, encode_audio
 
 SAMPLE_RATE = 16000
 
@@ -81,25 +80,10 @@ _CODECS = {"mp3": ("mp3", "libmp3lame", 16000), "opus": ("ogg", "libopus", 16000
 def codec_round_trip(samples: np.ndarray, codec: str, bitrate: int) -> np.ndarray:
     """Encode with ``codec`` at ``bitrate`` bit/s and decode, re-aligned to the input by cross-correlation."""
     container_format, codec_name, rate = _CODECS[codec]
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container_format) as output:
-        stream = output.add_stream(codec_name, rate=rate, layout="mono")
-        stream.bit_rate = bitrate
-        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            output.mux(packet)
-        for packet in stream.encode(None):
-            output.mux(packet)
-    buffer.seek(0)
-    with av.open(buffer) as container:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-        chunks = [
-            m.to_ndarray().reshape(-1) for f in container.decode(audio=0) for m in resampler.resample(f)
-        ]
-    decoded = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return align_to(decoded, samples)
+    if rate != SAMPLE_RATE:
+        raise ValueError(f"{codec} runs at {rate} Hz, the spotter at {SAMPLE_RATE} Hz")
+    encoded = encode_audio(samples, rate, container_format, codec_name, bitrate)
+    return align_to(decode_audio(encoded, SAMPLE_RATE).samples, samples)
 
 
 def align_to(candidate: np.ndarray, reference: np.ndarray, max_lag: int = 3000) -> np.ndarray:

@@ -12,6 +12,7 @@ from aio_pika.exceptions import DeliveryError
 from services.common.amqp import declare_topology
 from services.common.topology import (
     CRY_CLASSIFY_QUEUE,
+    DEAD_LETTER_RETENTION_MS,
     DELIVERY_LIMIT,
     JOBS_EXCHANGE,
     QUEUES,
@@ -38,6 +39,9 @@ async def test_the_topology_declares_twice_and_every_work_queue_is_a_limited_quo
     assert work["type"] == "quorum"
     assert work["arguments"]["x-delivery-limit"] == DELIVERY_LIMIT
     assert work["arguments"]["x-dead-letter-routing-key"] == dead_letter_queue(CRY_CLASSIFY_QUEUE)
+    # Dead-lettered voice notes are dropped after the retention period, not kept for ever.
+    dead = declared[dead_letter_queue(CRY_CLASSIFY_QUEUE)]
+    assert dead["arguments"]["x-message-ttl"] == DEAD_LETTER_RETENTION_MS
 
 
 async def test_an_unroutable_publish_raises_instead_of_vanishing(broker: BrokerProbe) -> None:
