@@ -158,7 +158,7 @@ async def load_skip_kws(store_url: str, api_key: str, track_ids: list[str], clie
 
 
 async def run(jobs: int, clients: int, requests_each: int) -> None:
-    env = isolated_env(BENCH_NAME, 8092, 8093)
+    env = await isolated_env(BENCH_NAME, 8092, 8093)
     stack = Stack(env, log_dir=CACHE_DIR / BENCH_NAME / "logs")
     run_id = uuid.uuid4().int
     chat_id = -(run_id % 10**12)  # negative like a group chat's id, so it never meets a real user's

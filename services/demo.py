@@ -34,7 +34,7 @@ ANSWER_TIMEOUT_S = 180.0
 async def run_demo() -> None:
     standin = TelegramStandIn(DEMO_TOKEN)
     api_base = await standin.start()
-    env = isolated_env(DEMO_NAME, DEMO_HTTP_PORT, DEMO_STORE_PORT) | {
+    env = await isolated_env(DEMO_NAME, DEMO_HTTP_PORT, DEMO_STORE_PORT) | {
         "EARSHOT_TELEGRAM_TOKEN": DEMO_TOKEN,
         "EARSHOT_TELEGRAM_API_BASE": api_base,
         "EARSHOT_TELEGRAM_POLLING_TIMEOUT": "1",

@@ -24,6 +24,7 @@ import httpx
 
 from services.common.amqp import connect, declare_topology
 from services.common.settings import REPO_ROOT, BrokerSettings, DatabaseSettings
+from services.store.db import drop_database
 
 # How each service starts: every service package answers ``python -m services.<name> run``.
 SERVICE_COMMANDS: dict[str, list[str]] = {
@@ -186,23 +187,24 @@ def _echo(stream: IO[str], name: str, line: bytes) -> None:
     stream.flush()
 
 
-def isolated_env(name: str, http_port: int, store_port: int) -> dict[str, str]:
-    """Settings for a stack of its own: database ``name`` (made if missing) and a fresh vhost ``name``.
+async def isolated_env(name: str, http_port: int, store_port: int) -> dict[str, str]:
+    """Settings for a stack of its own: a fresh database ``name`` and a fresh vhost ``name``.
 
-    The demo and the benchmark use this, so they neither see nor disturb what ``make run`` holds. The vhost
-    is recreated on every run: nothing in it outlives a run, and queues declared by an older topology would
-    refuse today's arguments.
+    The demo and the benchmark use this, so they neither see nor disturb what ``make run`` holds. Both are
+    recreated on every run: nothing outlives a run, results of an older model are never served as today's,
+    and queues declared by an older topology would refuse today's arguments.
     """
     broker_url = urlsplit(BrokerSettings().amqp_url)
     user = broker_url.username or "guest"
-    with httpx.Client(
+    async with httpx.AsyncClient(
         base_url=MANAGEMENT_API, auth=(user, broker_url.password or "guest"), timeout=10
     ) as api:
-        api.delete(f"/vhosts/{quote(name, safe='')}")
-        api.put(f"/vhosts/{quote(name, safe='')}").raise_for_status()
+        await api.delete(f"/vhosts/{quote(name, safe='')}")
+        (await api.put(f"/vhosts/{quote(name, safe='')}")).raise_for_status()
         permissions = {"configure": ".*", "write": ".*", "read": ".*"}
-        api.put(f"/permissions/{quote(name, safe='')}/{user}", json=permissions).raise_for_status()
+        (await api.put(f"/permissions/{quote(name, safe='')}/{user}", json=permissions)).raise_for_status()
     database_url = DatabaseSettings().database_url.rsplit("/", 1)[0] + f"/{name}"
+    await drop_database(DatabaseSettings(database_url=database_url))
     return {
         "EARSHOT_AMQP_URL": broker_url._replace(path="/" + quote(name, safe="")).geturl(),
         "EARSHOT_DATABASE_URL": database_url,

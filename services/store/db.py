@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from services.common.settings import DatabaseSettings
@@ -49,14 +49,9 @@ def is_database_unavailable(error: BaseException) -> bool:
     return isinstance(error, sa_exc.InterfaceError | sa_exc.OperationalError | sa_exc.TimeoutError)
 
 
-async def ensure_database(settings: DatabaseSettings | None = None) -> bool:
-    """Create the database named in the URL if it does not exist yet; True if it was created.
-
-    Connects to the server's ``postgres`` maintenance database to do so, as a fresh machine has only that.
-    """
-    settings = settings or DatabaseSettings()
-    url = make_url(settings.database_url)
-    connection = await asyncpg.connect(
+async def _maintenance_connection(url: URL) -> asyncpg.Connection:
+    """A connection to the server's ``postgres`` database, as a fresh machine has only that one."""
+    return await asyncpg.connect(
         host=url.host,
         port=url.port,
         user=url.username,
@@ -64,6 +59,23 @@ async def ensure_database(settings: DatabaseSettings | None = None) -> bool:
         database="postgres",
         timeout=10,
     )
+
+
+async def drop_database(settings: DatabaseSettings) -> None:
+    """Drop the database named in the URL, closing its connections (the demo and benchmark start afresh)."""
+    url = make_url(settings.database_url)
+    connection = await _maintenance_connection(url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+async def ensure_database(settings: DatabaseSettings | None = None) -> bool:
+    """Create the database named in the URL if it does not exist yet; True if it was created."""
+    settings = settings or DatabaseSettings()
+    url = make_url(settings.database_url)
+    connection = await _maintenance_connection(url)
     try:
         exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", url.database)
         if exists:
