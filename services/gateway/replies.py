@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from services.common.audio import AudioErrorCode, AudioLimits
 from services.common.contracts import CryResult, Language
+from services.common.topology import DEAD_LETTER_RETENTION_MS
 
 TOP_REASONS = 3
 
@@ -129,20 +130,26 @@ HELP: dict[Language, str] = {
     "2. Отправьте его сюда (подойдёт и аудиофайл или видеосообщение).\n"
     "3. Через несколько секунд придёт ответ.\n\n"
     "Я различаю: голод, усталость, дискомфорт, боль в животике / колики, срыгивание. "
+    "Испуг пока не распознаю: для него слишком мало проверенных записей. "
     "Если не уверен, так и скажу.",
     "en": "How to use it:\n"
     "1. Record a voice message while your baby cries: 5–30 seconds, somewhere quiet, phone 20–50 cm away.\n"
     "2. Send it here (an audio file or a video message works too).\n"
     "3. The answer arrives within seconds.\n\n"
     "I tell apart: hunger, tiredness, discomfort, tummy ache / colic, needing to burp. "
+    "Fright is not supported yet: there are too few checked recordings of it. "
     "When I am not sure, I say so.",
 }
 
 PRIVACY: dict[Language, str] = {
     "ru": "Конфиденциальность: запись используется только для ответа и не сохраняется. "
-    "Мы храним лишь результат анализа (причину и вероятности) и номер сообщения, чтобы не ответить дважды.",
+    "Мы храним лишь результат анализа (причину и вероятности) и номер сообщения, чтобы не ответить дважды. "
+    "Если обработка сорвалась, запись ждёт в очереди ошибок не дольше {retention_days} дн. "
+    "и затем удаляется.",
     "en": "Privacy: the recording is used only to answer you and is not stored. We keep only the result "
-    "(the reason and its probabilities) and the message number, so that we never answer twice.",
+    "(the reason and its probabilities) and the message number, so that we never answer twice. "
+    "If processing fails, the recording waits in an error queue for at most {retention_days} days "
+    "and is then deleted.",
 }
 
 ACCEPTED: dict[Language, str] = {
@@ -212,7 +219,7 @@ def render_start(language: Language) -> str:
 
 
 def render_privacy(language: Language) -> str:
-    return PRIVACY[language]
+    return PRIVACY[language].format(retention_days=DEAD_LETTER_RETENTION_MS // (24 * 3600 * 1000))
 
 
 def label_name(label: str, language: Language) -> str:

@@ -8,6 +8,7 @@ import pytest
 
 from services.common.audio import AudioLimits
 from services.common.contracts import CryResult
+from services.common.topology import DEAD_LETTER_RETENTION_MS
 from services.gateway import replies
 
 PROBABILITIES = {"hungry": 0.62, "tired": 0.18, "discomfort": 0.11, "belly_pain": 0.06, "burping": 0.03}
@@ -101,3 +102,9 @@ def test_start_and_help_carry_the_disclaimer_and_limits(language) -> None:
     assert replies.render_start(language).endswith(replies.DISCLAIMER[language])
     help_text = replies.render_help(language, limits)
     assert help_text.endswith(replies.DISCLAIMER[language]) and "120" in help_text
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_privacy_states_how_long_a_failed_recording_may_wait(language) -> None:
+    days = DEAD_LETTER_RETENTION_MS // (24 * 3600 * 1000)
+    assert f" {days} " in replies.render_privacy(language)
