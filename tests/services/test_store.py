@@ -151,23 +151,24 @@ async def test_a_result_whose_chat_message_belongs_to_another_request_is_dead_le
     start_service, broker: BrokerProbe, database: DatabaseProbe, store_url: str
 ) -> None:
     await start_store(start_service, broker, store_url)
-    dlq = dead_letter_queue(STORE_RESULTS_QUEUE)
-    already_dead, _ = await broker.ready_and_consumers(dlq)
     first = cry_result()
     conflicting = first.model_copy(update={"request_id": f"{first.request_id}:other"})
 
     await broker.publish(first, RESULTS_EXCHANGE, CRY_RESULT_KEY, message_id=first.request_id)
     await broker.publish(conflicting, RESULTS_EXCHANGE, CRY_RESULT_KEY, message_id=conflicting.request_id)
 
+    async def error_recorded() -> bool:
+        return await database.count("errors", "key = :k", k=conflicting.request_id) == 1
+
+    await eventually(error_recorded, 20, "an errors row for the conflicting result")
+    errors = await database.rows("SELECT error_code FROM errors WHERE key = :k", k=conflicting.request_id)
+    assert errors == [{"error_code": "conflicting_result"}]
+
     async def dead_lettered() -> bool:
-        ready, _ = await broker.ready_and_consumers(dlq)
-        return ready == already_dead + 1
+        dead = await broker.drain(dead_letter_queue(STORE_RESULTS_QUEUE))
+        return conflicting.request_id in {message.message_id for message in dead}
 
     await eventually(dead_lettered, 20, "the conflicting result in store.results.dlq")
-    errors = await database.rows(
-        "SELECT error_code FROM errors WHERE key = :k", k=conflicting.request_id
-    )
-    assert errors == [{"error_code": "conflicting_result"}]
     assert await database.count("predictions", "request_id = :r", r=first.request_id) == 1
 
 
