@@ -27,7 +27,8 @@ def scan(args: argparse.Namespace) -> int:
             result = spotter.scan(Path(path).read_bytes())
         except AudioRejected as error:
             failed += 1
-            print(json.dumps({"file": path, "error": error.code, "detail": error.detail}, ensure_ascii=False))
+            rejection = {"file": path, "error": error.code, "message": error.message}
+            print(json.dumps(rejection, ensure_ascii=False))
             continue
         if args.json:
             print(json.dumps({"file": path, **result.to_json_dict()}, ensure_ascii=False))
