@@ -6,13 +6,10 @@ floor tells the classes apart. Everything draws from the generator it is given (
 
 from __future__ import annotations
 
-import io
-
-import av
 import numpy as np
 
 from services.classifier.features import PHONE_SAMPLE_RATE
-from services.common.audio import decode_audio
+from services.common.audio import decode_audio, encode_audio
 
 MIN_CROP_SECONDS = 1.5
 WINDOW_SECONDS_AT_PHONE_RATE = 5 * PHONE_SAMPLE_RATE
@@ -21,18 +18,8 @@ CODECS = (("ogg", "libopus", 12000), ("mp3", "libmp3lame", 16000))
 
 def codec_round_trip(samples: np.ndarray, container: str, codec: str, bit_rate: int) -> np.ndarray:
     """Encode at PHONE_SAMPLE_RATE with a lossy phone codec and decode again through the upload path."""
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container) as output:
-        stream = output.add_stream(codec, rate=PHONE_SAMPLE_RATE, layout="mono")
-        stream.bit_rate = bit_rate
-        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate = PHONE_SAMPLE_RATE
-        for packet in stream.encode(frame):
-            output.mux(packet)
-        for packet in stream.encode(None):
-            output.mux(packet)
-    return decode_audio(buffer.getvalue(), PHONE_SAMPLE_RATE).samples
+    encoded = encode_audio(samples, PHONE_SAMPLE_RATE, container, codec, bit_rate)
+    return decode_audio(encoded, PHONE_SAMPLE_RATE).samples
 
 
 def random_view(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
