@@ -15,11 +15,13 @@ import sys
 from services.common.amqp import shutdown_event
 from services.common.settings import CACHE_DIR
 from services.demo import run_demo
-from services.stack import Stack, StackFailed, cancelled_by_signals
+from services.stack import WORKER_METRICS_PORTS, Stack, StackFailed, cancelled_by_signals
 
 
 async def run_stack() -> int:
-    stack = Stack(env={}, log_dir=CACHE_DIR / "run" / "logs", echo=True)
+    stack = Stack(
+        env={}, log_dir=CACHE_DIR / "run" / "logs", echo=True, metrics_ports=WORKER_METRICS_PORTS
+    )
     stop = shutdown_event()
     try:
         await stack.prepare()

@@ -32,6 +32,8 @@ SERVICE_COMMANDS: dict[str, list[str]] = {
     for name in ("store", "classifier", "kws", "gateway")
 }
 START_ORDER = ("store", "classifier", "kws", "gateway")
+# Where ``make run``'s workers serve /metrics (the gateway and the store serve it on their HTTP ports).
+WORKER_METRICS_PORTS = {"classifier": 9101, "kws": 9102}
 STOP_TIMEOUT_S = 30.0
 MANAGEMENT_API = "http://127.0.0.1:15672/api"
 
@@ -61,6 +63,7 @@ class Stack:
     env: dict[str, str]
     log_dir: Path
     echo: bool = False  # copy each service's log lines, prefixed with its name, to this process's stdout
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # service name -> EARSHOT_METRICS_PORT
     services: dict[str, Service] = field(default_factory=dict)
 
     @property
@@ -98,8 +101,11 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
             log_path = self.log_dir / f"{name}.log"
+            env = self.child_env()
+            if name in self.metrics_ports:
+                env["EARSHOT_METRICS_PORT"] = str(self.metrics_ports[name])
             process = await asyncio.create_subprocess_exec(
-                *SERVICE_COMMANDS[name], env=self.child_env(), cwd=REPO_ROOT,
+                *SERVICE_COMMANDS[name], env=env, cwd=REPO_ROOT,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
             service = Service(name, process, log_path)

@@ -20,6 +20,7 @@ from services.classifier.gate import measure_signal
 from services.classifier.inference import CryModelSession
 from services.classifier.settings import ClassifierSettings
 from services.common.audio import AudioLimits, AudioRejected, decode_audio
+from services.common.metrics import stage
 
 # How a reason is named to parents (the bot localises; belly_pain is shown as «боль в животике / колики»).
 LABEL_NAMES = {
@@ -76,7 +77,8 @@ class CryClassifier:
 
     def analyse(self, audio: bytes) -> CryAnalysis:
         try:
-            decoded = decode_audio(audio, PHONE_SAMPLE_RATE, self._limits)
+            with stage("decode"):
+                decoded = decode_audio(audio, PHONE_SAMPLE_RATE, self._limits)
         except AudioRejected as rejection:
             return self._answer(
                 "bad_audio", {"reason": rejection.code, "detail": rejection.detail}, rejection.message
@@ -89,8 +91,11 @@ class CryClassifier:
         quality = signal.as_dict()
         if signal.reason is not None:
             return self._answer("bad_audio", quality, GATE_MESSAGES[signal.reason])
-        windows = split_windows(to_model_rate(phone_samples))
-        cry_logits, reason_logits = self._session.run(np.stack([log_mel(w) for w in windows]))
+        with stage("features"):
+            windows = split_windows(to_model_rate(phone_samples))
+            features = np.stack([log_mel(w) for w in windows])
+        with stage("inference"):
+            cry_logits, reason_logits = self._session.run(features)
         cry_by_window = sigmoid(cry_logits.astype(np.float64))
         quality["cry_probability"] = round(float(cry_by_window.mean()), 4)
         probabilities = self._reason_probabilities(reason_logits, cry_by_window)

@@ -34,6 +34,7 @@ def cry_job_spec(settings: WorkerSettings) -> JobSpec[CryJob]:
         result_routing_key=CRY_RESULT_KEY,
         process=lambda job: classify_job(classifier, job, settings),
         key=lambda job: job.request_id,
+        model_version=classifier.metadata.version,
     )
 
 

@@ -31,6 +31,7 @@ from aio_pika.abc import (
 )
 
 from services.common.contracts import Contract
+from services.common.logs import bind_ids_from_key
 from services.common.settings import BrokerSettings
 from services.common.topology import EXCHANGES, QUEUES, Queue
 
@@ -183,6 +184,7 @@ class Consumer:
         task.add_done_callback(self._in_flight.discard)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
+        bind_ids_from_key(message.message_id)  # this task's log lines name the request or track
         try:
             await self._handler(message)
         except Exception:

@@ -25,8 +25,10 @@ import asyncio
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass
 from functools import partial
 from typing import Generic, TypeVar
@@ -45,6 +47,18 @@ from services.common.amqp import (
 )
 from services.common.blobs import BlobSettings, read_blob
 from services.common.contracts import AudioPayload, Contract, CryJob, JobFailed, JobKind, KwsJob
+from services.common.logs import configure_logging
+from services.common.metrics import (
+    JOB_PROCESSING_SECONDS,
+    JOB_QUEUE_WAIT_SECONDS,
+    JOBS_FAILED,
+    JOBS_PROCESSED,
+    JOBS_RECEIVED,
+    bind_job_kind,
+    record_model,
+    seconds_since,
+    serve_worker_metrics,
+)
 from services.common.settings import BrokerSettings
 from services.common.topology import (
     DELIVERY_LIMIT,
@@ -69,6 +83,9 @@ class WorkerSettings(BrokerSettings, BlobSettings):
     retry_delay_s: float = 2.0
     retry_delay_max_s: float = 120.0
     model_threads: int = 1
+    # prometheus-client's HTTP server for this worker's /metrics; unset means no metrics server.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -76,7 +93,8 @@ class JobSpec(Generic[JobT]):
     """What makes a worker a classifier or a kws worker: its queue, its job type and its model call.
 
     ``process`` is blocking and runs in a thread; it returns the result contract to publish with
-    ``result_routing_key``. ``key`` names a job in logs and in the errors table.
+    ``result_routing_key``. ``key`` names a job in logs and in the errors table. ``model_version`` is
+    exported as the ``earshot_model_info`` metric.
     """
 
     kind: JobKind
@@ -85,6 +103,7 @@ class JobSpec(Generic[JobT]):
     result_routing_key: str
     process: Callable[[JobT], Contract]
     key: Callable[[JobT], str]
+    model_version: str | None = None
 
 
 def retry_delay_s(attempt: int, settings: WorkerSettings) -> float:
@@ -117,6 +136,8 @@ class JobWorker(Generic[JobT]):
         self.executor = executor
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
+        bind_job_kind(self.spec.kind)
+        JOBS_RECEIVED.labels(self.spec.kind).inc()
         attempt = int_header(message, ATTEMPT_HEADER, 1)
         try:
             job = self.spec.job_type.model_validate_json(message.body)
@@ -130,9 +151,13 @@ class JobWorker(Generic[JobT]):
             )
             await self._give_up(message, key, "redelivered_too_often", reason, attempt)
             return
+        JOB_QUEUE_WAIT_SECONDS.labels(self.spec.kind).observe(seconds_since(job.received_at))
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         try:
-            result = await loop.run_in_executor(self.executor, partial(self.spec.process, job))
+            # In a copy of this context, so the model's stage timings and log lines know the job.
+            process = partial(copy_context().run, self.spec.process, job)
+            result = await loop.run_in_executor(self.executor, process)
         except Exception as error:
             log.warning("%s %s attempt %d failed: %r", self.spec.kind, key, attempt, error)
             if attempt >= self.settings.max_attempts:
@@ -140,6 +165,7 @@ class JobWorker(Generic[JobT]):
             else:
                 await self._retry(message, key, attempt)
             return
+        JOB_PROCESSING_SECONDS.labels(self.spec.kind).observe(time.perf_counter() - started)
         try:
             await self.publisher.publish(
                 result, RESULTS_EXCHANGE, self.spec.result_routing_key, message_id=key
@@ -147,9 +173,11 @@ class JobWorker(Generic[JobT]):
         except Exception as error:
             # Not confirmed: the job stays ours only until the nack; the broker hands it out again.
             log.warning("%s %s: result not confirmed (%r); requeueing the job", self.spec.kind, key, error)
+            JOBS_FAILED.labels(self.spec.kind, "result_not_confirmed").inc()
             await safely(message.nack(requeue=True), "nack")
             return
         await safely(message.ack(), "ack")
+        JOBS_PROCESSED.labels(self.spec.kind, str(getattr(result, "status", "done"))).inc()
         log.info("%s %s done", self.spec.kind, key)
 
     async def _retry(self, message: AbstractIncomingMessage, key: str, attempt: int) -> None:
@@ -168,6 +196,7 @@ class JobWorker(Generic[JobT]):
             await safely(message.nack(requeue=True), "nack")
             return
         await safely(message.ack(), "ack")
+        JOBS_FAILED.labels(self.spec.kind, "retried").inc()
         log.info("%s %s: attempt %d in %.1f s", self.spec.kind, key, attempt + 1, delay)
 
     async def _give_up(
@@ -185,6 +214,7 @@ class JobWorker(Generic[JobT]):
             await safely(message.nack(requeue=True), "nack")
             return
         await safely(message.reject(requeue=False), "reject")
+        JOBS_FAILED.labels(self.spec.kind, code).inc()
         log.error("%s %s given up (%s): %s", self.spec.kind, key, code, reason)
 
 
@@ -200,6 +230,12 @@ def _short(error: ValidationError) -> str:
 async def serve(spec: JobSpec, settings: WorkerSettings) -> None:
     """Consume until SIGTERM/SIGINT, then stop consuming, finish the jobs in flight and close."""
     stop = shutdown_event()
+    record_model(spec.kind, spec.model_version)
+    if settings.metrics_port is None:
+        log.info("metrics server off (set EARSHOT_METRICS_PORT to serve /metrics)")
+    else:
+        serve_worker_metrics(settings.metrics_port, settings.metrics_host)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     connection = await connect(settings, name=f"earshot-worker-{spec.kind}-{os.getpid()}")
     publisher = await Publisher.open(connection)
     with ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix=spec.kind) as executor:
@@ -217,7 +253,7 @@ def run_worker(
     load_spec: Callable[[WorkerSettings], JobSpec], settings: WorkerSettings | None = None
 ) -> None:
     """Load the model first (a worker that cannot load it never takes a job), then serve until signalled."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     settings = settings or WorkerSettings()
     spec = load_spec(settings)
     asyncio.run(serve(spec, settings))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
+from services.common.logs import configure_logging
 from services.gateway.runtime import serve
 from services.gateway.settings import GatewaySettings
 from services.store import repository
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     key_parser.add_argument("name", help="who the key is for, e.g. the client app's name")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     settings = GatewaySettings()
     if args.command == "run":
         asyncio.run(serve(settings))

@@ -26,7 +26,9 @@ class BackgroundServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=10)
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=10, log_config=None
+        )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import UploadFile
 
 from services.common.audio import AudioErrorCode
+from services.common.metrics import instrument_app
 from services.gateway.jobs import JobSubmitter
 from services.gateway.settings import GatewaySettings
 from services.store import repository
@@ -72,6 +73,7 @@ def error(status: int, code: str, message: str) -> JSONResponse:
 
 def create_app(gateway: GatewayHttp) -> FastAPI:
     app = FastAPI(title="Earshot gateway", summary="Playback tracks in, skip_kws jobs out.")
+    instrument_app(app, "gateway")
     settings = gateway.settings
     limit = settings.max_upload_bytes
 
@@ -92,6 +94,7 @@ def create_app(gateway: GatewayHttp) -> FastAPI:
         except UnsupportedUpload as unsupported:
             return error(unsupported.status, unsupported.code, unsupported.message)
         admission = await gateway.submitter.submit_track(audio, api_key.id, settings.track_limits)
+        log.info("track %s: %s", admission.key, admission.outcome)
         if admission.rejection is not None:
             rejection = admission.rejection
             return error(_STATUS_FOR_REJECTION[rejection.code], rejection.code, rejection.message)

@@ -27,6 +27,7 @@ from services.common.amqp import Publisher
 from services.common.audio import AudioLimits, AudioRejected
 from services.common.blobs import BlobSettings, write_blob
 from services.common.contracts import AudioPayload, CryJob, JobFailed, JobKind, KwsJob, Language
+from services.common.logs import bind_ids
 from services.common.topology import (
     CRY_CLASSIFY_QUEUE,
     JOB_FAILED_KEY,
@@ -91,6 +92,7 @@ class JobSubmitter:
     ) -> Admission:
         """Claim (chat_id, message_id), check the recording, download and probe it, publish a ``CryJob``."""
         request_id = cry_request_id(recording.chat_id, recording.message_id)
+        bind_ids(request_id=request_id)
         async with all_or_nothing(self._engine) as session:
             claimed = await repository.claim_cry_request(
                 session, request_id, recording.chat_id, recording.message_id, recording.language
@@ -118,6 +120,7 @@ class JobSubmitter:
     async def submit_track(self, audio: bytes, api_key_id: int, limits: AudioLimits) -> Admission:
         """Check a playback track and publish a ``KwsJob`` keyed by its sha256, once per distinct audio."""
         track_id = track_id_of(audio)
+        bind_ids(track_id=track_id)
         try:
             await asyncio.to_thread(probe_duration, audio, limits)
         except AudioRejected as rejection:

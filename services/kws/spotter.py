@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from services.common.audio import AudioLimits, decode_audio
+from services.common.metrics import stage
 from services.kws.detector import detect
 from services.kws.features import N_MELS, StreamingLogMel, log_mel
 from services.kws.intervals import Padding, SkipInterval, detections_to_intervals
@@ -75,14 +76,18 @@ class KeywordSpotter:
 
     def scan(self, audio: bytes) -> KwsScan:
         """Intervals for a track in any decodable format; raises ``AudioRejected`` for bad input."""
-        decoded = decode_audio(audio, self.metadata.sample_rate, self.limits)
+        with stage("decode"):
+            decoded = decode_audio(audio, self.metadata.sample_rate, self.limits)
         return self.scan_samples(decoded.samples)
 
     def scan_samples(self, samples: np.ndarray, threshold: float | None = None) -> KwsScan:
         """Intervals for mono float32 samples at the model's sample rate."""
         threshold = self.threshold if threshold is None else threshold
         duration_ms = int(len(samples) * 1000 // self.metadata.sample_rate)
-        scores = self.model.frame_scores(log_mel(samples))
+        with stage("features"):
+            features = log_mel(samples)
+        with stage("inference"):
+            scores = self.model.frame_scores(features)
         detections = detect(scores, self.metadata.detector(threshold), self.metadata.timing)
         intervals = detections_to_intervals(detections, self.padding, duration_ms, self.metadata.merge_gap_ms)
         return KwsScan(duration_ms, intervals, self.metadata.version, threshold)

@@ -48,6 +48,7 @@ def kws_job_spec(settings: WorkerSettings) -> JobSpec[KwsJob]:
         result_routing_key=KWS_RESULT_KEY,
         process=lambda job: scan_job(spotter, job, settings),
         key=lambda job: job.track_id,
+        model_version=spotter.metadata.version,
     )
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
+from services.common.logs import configure_logging
 from services.store.settings import StoreSettings
 
 
@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("run", help="consume store.results and serve the HTTP API until SIGTERM/Ctrl-C")
     commands.add_parser("migrate", help="create the database if missing and apply the Alembic migrations")
     arguments = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     settings = StoreSettings()
     if arguments.command == "migrate":
         from services.store.migrate import migrate

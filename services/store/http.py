@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.common.metrics import instrument_app
 from services.store import repository
 from services.store.models import ApiKey
 from services.store.results import DatabaseHealth, TrackSignals
@@ -47,6 +48,7 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI app; ``broker_ready`` tells ``/readyz`` whether the results consumer is connected."""
     app = FastAPI(title="Earshot store", version="1")
+    instrument_app(app, "store")
 
     # Each database read takes a pooled connection only for its own duration, so a long-poll does not
     # hold a connection while it waits.

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
@@ -30,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.common.amqp import Publisher, safely
 from services.common.blobs import delete_blob
 from services.common.contracts import CryResult, JobFailed, KwsResult, Reply
+from services.common.metrics import JOB_END_TO_END_SECONDS, RESULT_WRITE_SECONDS, seconds_since
 from services.common.topology import REPLIES_EXCHANGE, REPLY_KEY
 from services.store import repository
 from services.store.db import is_database_unavailable
@@ -78,6 +80,14 @@ class TrackSignals:
             await asyncio.wait_for(event.wait(), timeout_s)
 
 
+def observe_stored(result: CryResult | KwsResult | JobFailed, write_seconds: float) -> None:
+    """The write's latency, and for an answer the time since the gateway received its job."""
+    RESULT_WRITE_SECONDS.labels(result.contract).observe(write_seconds)
+    if isinstance(result, CryResult | KwsResult):
+        kind = "cry.classify" if isinstance(result, CryResult) else "kws.scan"
+        JOB_END_TO_END_SECONDS.labels(kind).observe(seconds_since(result.received_at))
+
+
 def parse_result(body: bytes) -> CryResult | KwsResult | JobFailed:
     return _RESULT_ADAPTER.validate_json(body)
 
@@ -114,6 +124,7 @@ class ResultWriter:
     async def _store(
         self, result: CryResult | KwsResult | JobFailed, message: AbstractIncomingMessage
     ) -> None:
+        started = time.perf_counter()
         if isinstance(result, CryResult):
             if not await self._store_cry_result(result):
                 await safely(message.nack(requeue=True), "nack")
@@ -121,10 +132,12 @@ class ResultWriter:
         elif isinstance(result, KwsResult):
             await self._with_database(lambda session: repository.store_kws_result(session, result))
             self._track_settled(result.track_id)
+            log.info("kws %s: %s result stored", result.track_id, result.status)
         else:
             await self._with_database(lambda session: repository.store_job_failure(session, result))
             if result.job_kind == "kws.scan" and SHA256_HEX.fullmatch(result.key):
                 self._track_settled(result.key)
+        observe_stored(result, time.perf_counter() - started)
         await safely(message.ack(), "ack")
 
     def _track_settled(self, track_id: str) -> None:

@@ -43,7 +43,12 @@ async def serve(settings: StoreSettings) -> None:
     consumer = await Consumer.start(connection, STORE_RESULTS_QUEUE, writer.handle, settings.prefetch)
     app = create_app(sessions, settings, health, signals, broker_ready=lambda: not connection.is_closed)
     config = uvicorn.Config(
-        app, host=settings.store_host, port=settings.store_port, lifespan="off", timeout_graceful_shutdown=5
+        app,
+        host=settings.store_host,
+        port=settings.store_port,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+        log_config=None,  # uvicorn logs through the root logger: JSON like the rest
     )
     server = _Server(config)
     http_task = asyncio.create_task(server.serve())
