@@ -1,9 +1,12 @@
-"""The store's command line: ``run`` (results consumer + HTTP on 8081) and ``migrate`` (apply the schema)."""
+"""The store's command line: ``run`` (results consumer + HTTP on 8081), ``migrate`` (apply the schema),
+``replay-dlq QUEUE`` (move dead-lettered messages back after a fix), ``export-definitions`` (write
+``deploy/rabbitmq/definitions.json`` from the code's AMQP topology)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from services.common.logs import configure_logging
 from services.store.settings import StoreSettings
@@ -14,8 +17,21 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="consume store.results and serve the HTTP API until SIGTERM/Ctrl-C")
     commands.add_parser("migrate", help="create the database if missing and apply the Alembic migrations")
+    replay = commands.add_parser("replay-dlq", help="move QUEUE.dlq's messages back to QUEUE")
+    replay.add_argument("queue", help="the work queue, e.g. cry.classify, kws.scan, store.results")
+    replay.add_argument("--limit", type=int, default=None, help="move at most this many (default: all)")
+    commands.add_parser("export-definitions", help="write deploy/rabbitmq/definitions.json from the topology")
     arguments = parser.parse_args(argv)
     configure_logging()
+    if arguments.command == "replay-dlq":
+        from services.store.replay import run_replay
+
+        sys.exit(run_replay(arguments.queue, arguments.limit))
+    if arguments.command == "export-definitions":
+        from services.common.broker_definitions import export_definitions
+
+        print(f"wrote {export_definitions()}")
+        return
     settings = StoreSettings()
     if arguments.command == "migrate":
         from services.store.migrate import migrate
