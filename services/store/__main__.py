@@ -1,6 +1,6 @@
 """The store's command line: ``run`` (results consumer + HTTP on 8081), ``migrate`` (apply the schema),
-``replay-dlq QUEUE`` (move dead-lettered messages back after a fix), ``export-definitions`` (write
-``deploy/rabbitmq/definitions.json`` from the code's AMQP topology)."""
+``replay-dlq QUEUE`` (move dead-lettered messages back after a fix), ``create-admin-key`` (for ``/ops``),
+``export-definitions`` (write ``deploy/rabbitmq/definitions.json`` from the code's AMQP topology)."""
 
 from __future__ import annotations
 
@@ -21,12 +21,20 @@ def main(argv: list[str] | None = None) -> None:
     replay.add_argument("queue", help="the work queue, e.g. cry.classify, kws.scan, store.results")
     replay.add_argument("--limit", type=int, default=None, help="move at most this many (default: all)")
     commands.add_parser("export-definitions", help="write deploy/rabbitmq/definitions.json from the topology")
+    commands.add_parser("create-admin-key", help="print a new /ops admin key and the sha256 to configure")
     arguments = parser.parse_args(argv)
     configure_logging()
     if arguments.command == "replay-dlq":
         from services.store.replay import run_replay
 
         sys.exit(run_replay(arguments.queue, arguments.limit))
+    if arguments.command == "create-admin-key":
+        from services.store.ops import new_admin_key
+
+        raw_key, key_sha256 = new_admin_key()
+        print(f"admin key (give it to the operators; shown once): {raw_key}")
+        print(f"EARSHOT_ADMIN_KEY_SHA256={key_sha256}")
+        return
     if arguments.command == "export-definitions":
         from services.common.broker_definitions import export_definitions
 

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.common.metrics import instrument_app
 from services.store import repository
 from services.store.models import ApiKey
+from services.store.ops import ops_router
 from services.store.results import DatabaseHealth, TrackSignals
 from services.store.settings import StoreSettings
 
@@ -49,6 +50,7 @@ def create_app(
     """The FastAPI app; ``broker_ready`` tells ``/readyz`` whether the results consumer is connected."""
     app = FastAPI(title="Earshot store", version="1")
     instrument_app(app, "store")
+    app.include_router(ops_router(sessions, settings))
 
     # Each database read takes a pooled connection only for its own duration, so a long-poll does not
     # hold a connection while it waits.

@@ -1,5 +1,7 @@
 """The store's configuration, from ``EARSHOT_*`` environment variables."""
 
+from pydantic import SecretStr
+
 from services.common.blobs import BlobSettings
 from services.common.settings import BrokerSettings, DatabaseSettings
 
@@ -14,3 +16,9 @@ class StoreSettings(BrokerSettings, DatabaseSettings, BlobSettings):
     # Backoff while the database is unreachable: results stay unacked in the queue and the write is retried.
     db_retry_initial_s: float = 0.2
     db_retry_max_s: float = 5.0
+    # The /ops status page: the admin key's sha256 (unset turns the page's data off), and where the RabbitMQ
+    # management API is (queue depths, rates, consumers).
+    admin_key_sha256: str | None = None
+    management_url: str = "http://127.0.0.1:15672"
+    management_user: str = "guest"
+    management_password: SecretStr = SecretStr("guest")
