@@ -25,6 +25,7 @@ from services.common.audio import AudioErrorCode
 from services.common.metrics import instrument_app
 from services.gateway.jobs import JobSubmitter
 from services.gateway.settings import GatewaySettings
+from services.gateway.streams import StreamService, add_stream_route
 from services.store import repository
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class GatewayHttp:
     sessions: async_sessionmaker[AsyncSession]
     broker: AbstractRobustConnection
     webhook: TelegramWebhook | None = None
+    streams: StreamService | None = None
 
 
 class UploadTooLarge(Exception):
@@ -120,6 +122,8 @@ def create_app(gateway: GatewayHttp) -> FastAPI:
         ready = all(checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
+    if gateway.streams is not None:
+        add_stream_route(app, gateway.streams, gateway.sessions, gateway.submitter)
     if gateway.webhook is not None:
         add_webhook_route(app, settings.telegram_webhook_path, gateway.webhook)
     return app

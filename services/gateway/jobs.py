@@ -26,12 +26,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common.amqp import Publisher
 from services.common.audio import AudioLimits, AudioRejected
 from services.common.blobs import BlobSettings, write_blob
-from services.common.contracts import AudioPayload, CryJob, JobFailed, JobKind, KwsJob, Language
+from services.common.contracts import (
+    AudioPayload,
+    CryJob,
+    JobFailed,
+    JobKind,
+    KwsJob,
+    KwsResult,
+    Language,
+)
 from services.common.logs import bind_ids
 from services.common.topology import (
     CRY_CLASSIFY_QUEUE,
     JOB_FAILED_KEY,
     JOBS_EXCHANGE,
+    KWS_RESULT_KEY,
     KWS_SCAN_QUEUE,
     RESULTS_EXCHANGE,
 )
@@ -132,6 +141,21 @@ class JobSubmitter:
             job = KwsJob(track_id=track_id, audio=self._payload(audio))
             await self._publisher.publish(job, JOBS_EXCHANGE, KWS_SCAN_QUEUE, message_id=track_id)
         return Admission("accepted", track_id)
+
+    async def submit_stream_result(self, result: KwsResult, size_bytes: int, api_key_id: int) -> Outcome:
+        """Claim a streamed track and hand its result to the store, once per distinct audio.
+
+        The stream was scanned as it arrived, so there is no job: the result goes straight to the results
+        exchange, as a kws worker would publish it. Audio claimed before (a POST or an earlier stream) keeps
+        the answer it already has.
+        """
+        async with all_or_nothing(self._engine) as session:
+            if not await repository.claim_track(session, result.track_id, size_bytes, api_key_id):
+                return "duplicate"
+            await self._publisher.publish(
+                result, RESULTS_EXCHANGE, KWS_RESULT_KEY, message_id=result.track_id
+            )
+        return "accepted"
 
     async def record_rejection(self, job_kind: JobKind, key: str, rejection: AudioRejected) -> None:
         """Leave an errors row (through the store) for an upload refused at the edge."""

@@ -28,6 +28,7 @@ from services.gateway.http import GatewayHttp, TelegramWebhook, create_app
 from services.gateway.jobs import JobSubmitter
 from services.gateway.reply_sender import ReplySender
 from services.gateway.settings import GatewaySettings
+from services.gateway.streams import StreamService
 from services.store.db import make_engine, make_session_factory
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,8 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
         resources.push_async_callback(engine.dispose)
         submitter = JobSubmitter(publisher, engine, inline_audio_max_bytes=settings.inline_audio_max_bytes)
 
+        streams = StreamService.start(settings)
+        resources.push_callback(streams.close)
         telegram = TelegramSide(settings, submitter, engine) if settings.telegram_token else None
         if telegram is not None:
             resources.push_async_callback(telegram.stop)
@@ -155,12 +158,13 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
                 sessions=make_session_factory(engine),
                 broker=connection,
                 webhook=telegram.webhook() if telegram else None,
+                streams=streams,
             )
         )
         server = BackgroundServer(http_app, settings.http_host, settings.http_port)
         await server.start()
         resources.push_async_callback(server.stop)  # first to stop: no new uploads
-        log.info("gateway HTTP on %s (POST /v1/tracks, /healthz, /readyz)", server.url)
+        log.info("gateway HTTP on %s (POST /v1/tracks, WS /v1/streams, /healthz, /readyz)", server.url)
         if telegram is None:
             log.warning(
                 "EARSHOT_TELEGRAM_TOKEN is not set: the Telegram bot is off, the gateway serves HTTP only"

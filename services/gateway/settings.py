@@ -37,6 +37,17 @@ class GatewaySettings(BrokerSettings, DatabaseSettings):
     # Audio up to this size travels inside the job; larger tracks go by reference to a blob.
     inline_audio_max_bytes: int = 512 * 1024
 
+    # WS /v1/streams (docs/protocol.md): limits per stream and per key, and the streaming detector.
+    stream_max_duration_s: float = 600.0
+    stream_max_bytes: int = 64 * 1024 * 1024
+    stream_max_message_bytes: int = 1024 * 1024
+    stream_idle_timeout_s: float = 10.0
+    stream_max_per_key: int = 4
+    # Threads running the model for every stream of this gateway; a stream's chunk waits for a free one.
+    stream_inference_threads: int = 2
+    # Right context a frame's score waits for before the detector acts on it (see services/kws/streaming.py).
+    stream_lookahead_ms: float = 200.0
+
     @property
     def voice_limits(self) -> AudioLimits:
         return AudioLimits(max_bytes=self.max_upload_bytes, max_duration_s=self.max_voice_duration_s)

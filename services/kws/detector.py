@@ -52,15 +52,17 @@ def above_threshold_runs(flags: np.ndarray) -> list[tuple[int, int]]:
 def detect(scores: np.ndarray, config: DetectorConfig, timing: FrameTiming) -> list[Detection]:
     """Detections in ms from per-frame probabilities ``scores``."""
     smoothed = smooth(scores, config.smoothing_frames)
-    detections = []
-    for first, last in above_threshold_runs(smoothed >= config.threshold):
-        if last - first + 1 < config.min_frames:
-            continue
-        detections.append(
-            Detection(
-                start_ms=float(timing.centre_ms(first) - timing.hop_ms / 2),
-                end_ms=float(timing.centre_ms(last) + timing.hop_ms / 2),
-                score=float(smoothed[first : last + 1].max()),
-            )
-        )
-    return detections
+    return [
+        run_detection(first, last, float(smoothed[first : last + 1].max()), timing)
+        for first, last in above_threshold_runs(smoothed >= config.threshold)
+        if last - first + 1 >= config.min_frames
+    ]
+
+
+def run_detection(first: int, last: int, peak: float, timing: FrameTiming) -> Detection:
+    """The detection of a run of frames ``first..last``: from the first frame's edge to the last one's."""
+    return Detection(
+        start_ms=float(timing.centre_ms(first) - timing.hop_ms / 2),
+        end_ms=float(timing.centre_ms(last) + timing.hop_ms / 2),
+        score=peak,
+    )

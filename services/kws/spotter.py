@@ -4,9 +4,9 @@
 onnxruntime session's ``run`` is thread-safe), so one spotter serves many threads, and each process
 of a pool can load its own.
 
-``StreamingScorer`` is the same scoring chunk by chunk, for a later streaming path: it carries the
-pending samples and the feature frames still needed as context, and yields exactly the scores the
-whole-track scan gives.
+``StreamingScorer`` is the same scoring chunk by chunk, for the streaming path (``streaming.py``): it
+carries the pending samples and the feature frames still needed as context, and yields exactly the scores
+the whole-track scan gives, plus tentative scores of the newest frames.
 """
 
 from __future__ import annotations
@@ -82,12 +82,16 @@ class KeywordSpotter:
 
     def scan_samples(self, samples: np.ndarray, threshold: float | None = None) -> KwsScan:
         """Intervals for mono float32 samples at the model's sample rate."""
-        threshold = self.threshold if threshold is None else threshold
         duration_ms = int(len(samples) * 1000 // self.metadata.sample_rate)
         with stage("features"):
             features = log_mel(samples)
         with stage("inference"):
             scores = self.model.frame_scores(features)
+        return self.scan_scores(scores, duration_ms, threshold)
+
+    def scan_scores(self, scores: np.ndarray, duration_ms: int, threshold: float | None = None) -> KwsScan:
+        """Intervals from a whole track's frame scores: the post-processing batch and stream scans share."""
+        threshold = self.threshold if threshold is None else threshold
         detections = detect(scores, self.metadata.detector(threshold), self.metadata.timing)
         intervals = detections_to_intervals(detections, self.padding, duration_ms, self.metadata.merge_gap_ms)
         return KwsScan(duration_ms, intervals, self.metadata.version, threshold)
@@ -111,36 +115,49 @@ class StreamingScorer:
     buffer: np.ndarray = field(default_factory=lambda: np.zeros((0, N_MELS), np.float32))
     buffer_start: int = 0  # index of buffer[0] among all feature frames so far
     emitted: int = 0  # score frames already returned
+    # Scores of the frames after ``emitted``, computed with the right context that has arrived so far (the
+    # missing part padded like the end of a track): what the detector may act on before the exact score.
+    tentative: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    @property
+    def feature_frames(self) -> int:
+        """Feature frames seen so far."""
+        return self.buffer_start + len(self.buffer)
 
     def push(self, chunk: np.ndarray) -> np.ndarray:
-        """Scores that ``chunk`` completes (possibly none)."""
-        self.buffer = np.concatenate([self.buffer, self.features.push(chunk)])
+        """Scores that ``chunk`` completes (possibly none); ``tentative`` is updated too."""
+        features = self.features.push(chunk)
+        if len(features) == 0:
+            return np.zeros(0, np.float32)
+        self.buffer = np.concatenate([self.buffer, features])
         total = self.buffer_start + len(self.buffer)
-        stride = self._stride
+        stride = self.stride
         ready = max(self.emitted, (total - 1 - self.model.metadata.context_frames) // stride + 1)
         return self._emit(ready)
 
     def finish(self) -> np.ndarray:
         """The remaining scores at the end of the stream (right edge padded like the offline scan)."""
         total = self.buffer_start + len(self.buffer)
-        return self._emit(-(-total // self._stride))
+        return self._emit(-(-total // self.stride))
 
     @property
-    def _stride(self) -> int:
+    def stride(self) -> int:
         return int(round(self.model.metadata.score_hop_ms / self.model.metadata.feature_hop_ms))
 
     def _emit(self, until: int) -> np.ndarray:
-        if until <= self.emitted:
+        if len(self.buffer) == 0:
             return np.zeros(0, np.float32)
         context = self.model.metadata.context_frames
-        start = max(0, self.emitted * self._stride - context)
-        start -= start % self._stride
+        start = max(0, self.emitted * self.stride - context)
+        start -= start % self.stride
         scores = self.model.frame_scores(self.buffer[start - self.buffer_start :])
-        first = self.emitted - start // self._stride
+        first = self.emitted - start // self.stride
+        until = max(until, self.emitted)
         new = scores[first : first + until - self.emitted]
+        self.tentative = scores[first + until - self.emitted :]
         self.emitted = until
-        keep_from = max(0, self.emitted * self._stride - context)
-        keep_from -= keep_from % self._stride
+        keep_from = max(0, self.emitted * self.stride - context)
+        keep_from -= keep_from % self.stride
         self.buffer = self.buffer[keep_from - self.buffer_start :]
         self.buffer_start = keep_from
         return new

@@ -7,11 +7,13 @@ becomes a ``rejected`` result carrying the error code and a message a client dev
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from services.common.audio import AudioRejected
 from services.common.contracts import KwsJob, KwsResult, SkipInterval
 from services.common.topology import KWS_RESULT_KEY, KWS_SCAN_QUEUE
 from services.common.worker import JobSpec, WorkerSettings, job_audio, run_worker
-from services.kws.spotter import KeywordSpotter
+from services.kws.spotter import KeywordSpotter, KwsScan
 
 
 def scan_job(spotter: KeywordSpotter, job: KwsJob, settings: WorkerSettings) -> KwsResult:
@@ -26,15 +28,20 @@ def scan_job(spotter: KeywordSpotter, job: KwsJob, settings: WorkerSettings) -> 
             error_message=rejected.message,
             received_at=job.received_at,
         )
+    return done_result(job.track_id, scan, job.received_at)
+
+
+def done_result(track_id: str, scan: KwsScan, received_at: datetime) -> KwsResult:
+    """A finished scan as the store takes it; the gateway's streams publish theirs the same way."""
     answer = scan.to_json_dict()
     return KwsResult(
-        track_id=job.track_id,
+        track_id=track_id,
         status="done",
         duration_ms=answer["duration_ms"],
         intervals=[SkipInterval(**interval) for interval in answer["intervals"]],
         model_version=answer["model_version"],
         threshold=answer["threshold"],
-        received_at=job.received_at,
+        received_at=received_at,
     )
 
 

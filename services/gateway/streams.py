@@ -1,0 +1,310 @@
+"""``WS /v1/streams``: skip_kws intervals sent while a track streams in (protocol: ``docs/protocol.md``).
+
+One connection is one stream. The client authenticates with ``X-API-Key``, declares the format in a
+``start`` message, sends audio as binary messages and ends with ``end``; the gateway answers ``started``,
+then an ``interval`` message as soon as the streaming detector decides one, then ``final`` with every
+interval and the stream's ``track_id`` (sha256 of all audio bytes), and closes. The final result is claimed
+and published to the store exactly like a kws worker's, so ``GET skip-kws`` and a later ``POST /v1/tracks``
+of the same bytes are answered from the store.
+
+Decoding and the model run in one bounded thread pool shared by all streams, one chunk at a time per
+stream, so the event loop only moves bytes. Nothing of the audio is kept: the bytes are hashed as they pass.
+Every limit ends the stream with a close code and a reason; a client that vanishes loses its stream and
+nothing is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+import numpy as np
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from services.common.audio import AudioRejected
+from services.common.contracts import utc_now
+from services.common.stream_audio import StreamFormat, UnsupportedFormat, open_decoder
+from services.gateway.settings import GatewaySettings
+from services.kws.intervals import SkipInterval
+from services.kws.spotter import KeywordSpotter, KwsScan
+from services.kws.streaming import StreamingDetector
+from services.kws.worker import done_result
+from services.store import repository
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STREAMS_PATH = "/v1/streams"
+PROTOCOL_VERSION = 1
+
+# Close codes (docs/protocol.md lists them with their reasons).
+CLOSE_DONE = 1000
+CLOSE_UNSUPPORTED = 1003
+CLOSE_BAD_AUDIO = 1007
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_SERVER_ERROR = 1011
+CLOSE_UNAUTHORISED = 4401
+CLOSE_IDLE = 4408
+CLOSE_TOO_MANY_STREAMS = 4429
+
+
+class StreamClosed(Exception):
+    """Ends a stream with a WebSocket close code and a reason a client developer can act on."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+class StartMessage(BaseModel):
+    """The client's first message: the format of the bytes that follow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    format: str
+    sample_rate: int | None = None
+    channels: int = 1
+
+
+@dataclass
+class StreamModels:
+    """The models streams run on, chosen in one place (a per-request choice would go in ``select``)."""
+
+    spotter: KeywordSpotter
+
+    def select(self, websocket: WebSocket) -> KeywordSpotter:
+        return self.spotter
+
+
+@dataclass
+class StreamService:
+    """What every stream of one gateway shares: the model, the inference threads and the per-key counts."""
+
+    settings: GatewaySettings
+    models: StreamModels
+    executor: ThreadPoolExecutor
+    open_per_key: Counter[int] = field(default_factory=Counter)
+
+    @classmethod
+    def start(cls, settings: GatewaySettings) -> StreamService:
+        executor = ThreadPoolExecutor(settings.stream_inference_threads, thread_name_prefix="stream-kws")
+        return cls(settings, StreamModels(KeywordSpotter.load()), executor)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class StreamScan:
+    """One stream's pure state: decoder, detector, byte count and hash. Its methods run in the pool."""
+
+    stream_format: StreamFormat
+    detector: StreamingDetector
+    decoder: Any = None
+    bytes_received: int = 0
+    sha256: Any = field(default_factory=hashlib.sha256)
+
+    def __post_init__(self) -> None:
+        self.decoder = open_decoder(self.stream_format, self.detector.spotter.metadata.sample_rate)
+
+    def push(self, data: bytes) -> list[SkipInterval]:
+        self.bytes_received += len(data)
+        self.sha256.update(data)
+        return self.detector.push(self.decoder.push(data))
+
+    def finish(self) -> KwsScan:
+        tail: np.ndarray = self.decoder.finish()
+        self.detector.push(tail)
+        if self.detector.samples_seen == 0:
+            raise AudioRejected("empty", "the stream ended without audio samples")
+        return self.detector.finish()
+
+
+def interval_message(interval: SkipInterval) -> dict[str, object]:
+    return {"type": "interval", **interval.to_json_dict()}
+
+
+def add_stream_route(app: FastAPI, streams: StreamService, sessions, submitter) -> None:
+    """Register ``WS /v1/streams`` on the gateway's app."""
+
+    @app.websocket(STREAMS_PATH)
+    async def stream(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await StreamSession(websocket, streams, sessions, submitter).run()
+        except StreamClosed as closed:
+            log.info("stream closed %d: %s", closed.code, closed.reason)
+            await _close(websocket, closed.code, closed.reason)
+        except WebSocketDisconnect:
+            log.info("stream client went away; nothing stored")
+        except Exception:
+            log.exception("stream failed")
+            await _close(websocket, CLOSE_SERVER_ERROR, "internal error; the stream was not stored")
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):  # the client closed first
+        await websocket.close(code, reason[:120])  # a close reason must fit in 123 bytes
+
+
+class StreamSession:
+    """One connection from ``start`` to ``final`` (see the module docstring)."""
+
+    def __init__(self, websocket: WebSocket, streams: StreamService, sessions, submitter) -> None:
+        self.websocket = websocket
+        self.streams = streams
+        self.settings = streams.settings
+        self.sessions = sessions
+        self.submitter = submitter
+
+    async def run(self) -> None:
+        api_key_id = await self._authenticate()
+        if self.streams.open_per_key[api_key_id] >= self.settings.stream_max_per_key:
+            raise StreamClosed(
+                CLOSE_TOO_MANY_STREAMS,
+                f"this key already has {self.settings.stream_max_per_key} open streams; end one first",
+            )
+        self.streams.open_per_key[api_key_id] += 1
+        try:
+            await self._stream(api_key_id)
+        finally:
+            self.streams.open_per_key[api_key_id] -= 1
+            if self.streams.open_per_key[api_key_id] <= 0:
+                del self.streams.open_per_key[api_key_id]
+
+    async def _authenticate(self) -> int:
+        raw_key = self.websocket.headers.get("x-api-key")
+        if not raw_key:
+            raise StreamClosed(CLOSE_UNAUTHORISED, "send your API key in the X-API-Key header")
+        async with self.sessions() as session:
+            api_key = await repository.find_api_key(session, raw_key)
+        if api_key is None:
+            raise StreamClosed(CLOSE_UNAUTHORISED, "this API key is not valid")
+        return api_key.id
+
+    async def _stream(self, api_key_id: int) -> None:
+        received_at = utc_now()
+        spotter = self.streams.models.select(self.websocket)
+        scan = StreamScan(
+            self._declared_format(await self._receive_start()),
+            StreamingDetector.with_lookahead_ms(spotter, self.settings.stream_lookahead_ms),
+        )
+        await self._send(
+            {
+                "type": "started",
+                "protocol": PROTOCOL_VERSION,
+                "model_version": spotter.metadata.version,
+                "sample_rate": spotter.metadata.sample_rate,
+                "limits": {
+                    "max_duration_s": self.settings.stream_max_duration_s,
+                    "max_bytes": self.settings.stream_max_bytes,
+                    "max_message_bytes": self.settings.stream_max_message_bytes,
+                    "idle_timeout_s": self.settings.stream_idle_timeout_s,
+                },
+            }
+        )
+        while (chunk := await self._receive_audio()) is not None:
+            if scan.bytes_received + len(chunk) > self.settings.stream_max_bytes:
+                limit_mb = self.settings.stream_max_bytes / 1e6
+                raise StreamClosed(CLOSE_TOO_BIG, f"the stream is larger than the limit of {limit_mb:.1f} MB")
+            for interval in await self._in_pool(partial(scan.push, chunk), scan):
+                await self._send(interval_message(interval))
+        result = await self._in_pool(scan.finish, scan)
+        track_id = scan.sha256.hexdigest()
+        outcome = await self.submitter.submit_stream_result(
+            done_result(track_id, result, received_at), scan.bytes_received, api_key_id
+        )
+        answer = result.to_json_dict()
+        await self._send(
+            {
+                "type": "final",
+                "track_id": track_id,
+                "duration_ms": answer["duration_ms"],
+                "intervals": answer["intervals"],
+                "model_version": answer["model_version"],
+                "threshold": answer["threshold"],
+                "stored": outcome == "accepted",
+            }
+        )
+        log.info("stream %s: %d ms, %d interval(s), %s", track_id, answer["duration_ms"],
+                 len(answer["intervals"]), outcome)  # fmt: skip
+        await _close(self.websocket, CLOSE_DONE, "done")
+
+    async def _in_pool(self, work: Callable[[], T], scan: StreamScan) -> T:
+        """Run decoding and the model off the event loop; a bad chunk or a limit becomes a close."""
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self.streams.executor, work)
+        except AudioRejected as rejected:
+            raise StreamClosed(CLOSE_BAD_AUDIO, f"{rejected.code}: {rejected.detail}") from rejected
+        limit_s = self.settings.stream_max_duration_s
+        if scan.detector.received_ms > limit_s * 1000:
+            raise StreamClosed(CLOSE_TOO_BIG, f"the stream is longer than the limit of {limit_s:.0f} s")
+        return result
+
+    async def _receive(self) -> dict[str, Any]:
+        try:
+            message = await asyncio.wait_for(self.websocket.receive(), self.settings.stream_idle_timeout_s)
+        except TimeoutError:
+            raise StreamClosed(
+                CLOSE_IDLE, f"nothing received for {self.settings.stream_idle_timeout_s:.0f} s"
+            ) from None
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        return message
+
+    async def _receive_start(self) -> StartMessage:
+        message = await self._receive()
+        if message.get("text") is None:
+            raise StreamClosed(CLOSE_POLICY, "the first message must be a JSON 'start' message, not audio")
+        try:
+            start = StartMessage.model_validate_json(message["text"])
+        except ValidationError as error:
+            raise StreamClosed(CLOSE_POLICY, f"bad start message: {error.errors()[0]['msg']}") from None
+        if start.type != "start":
+            raise StreamClosed(CLOSE_POLICY, f"expected a 'start' message, got {start.type!r}")
+        return start
+
+    def _declared_format(self, start: StartMessage) -> StreamFormat:
+        stream_format = StreamFormat(start.format, start.sample_rate, start.channels)  # type: ignore[arg-type]
+        try:
+            stream_format.check()
+        except UnsupportedFormat as unsupported:
+            raise StreamClosed(CLOSE_UNSUPPORTED, str(unsupported)) from None
+        return stream_format
+
+    async def _receive_audio(self) -> bytes | None:
+        """The next audio chunk, or None at the client's ``end``."""
+        message = await self._receive()
+        if message.get("bytes") is not None:
+            chunk: bytes = message["bytes"]
+            if len(chunk) > self.settings.stream_max_message_bytes:
+                raise StreamClosed(
+                    CLOSE_TOO_BIG, f"an audio message is over {self.settings.stream_max_message_bytes} bytes"
+                )
+            return chunk
+        try:
+            control = json.loads(message.get("text") or "")
+        except json.JSONDecodeError:
+            raise StreamClosed(CLOSE_POLICY, "a text message must be JSON") from None
+        if not isinstance(control, dict) or control.get("type") != "end":
+            raise StreamClosed(CLOSE_POLICY, "after 'start' send binary audio messages, then {'type': 'end'}")
+        return None
+
+    async def _send(self, message: dict[str, object]) -> None:
+        """Send, but give up on a client that stops reading (its buffer would grow without bound)."""
+        try:
+            await asyncio.wait_for(self.websocket.send_json(message), self.settings.stream_idle_timeout_s)
+        except TimeoutError:
+            raise StreamClosed(CLOSE_IDLE, "the client stopped reading") from None

@@ -1,0 +1,123 @@
+"""The streaming scan: the spotter's own model and post-processing, run chunk by chunk with state per stream.
+
+The network is non-causal: an exact score needs ``context_frames`` feature frames (770 ms) of right context.
+Waiting for that before deciding would put every interval most of a second behind the audio, so the
+detector acts on *settled* scores instead: a frame's score is fixed once ``lookahead_frames`` of right
+context have arrived, computed with the rest of the context padded as at the end of a track
+(``StreamingScorer.tentative``). Smoothing, threshold and patience then run on the settled scores exactly as
+``detector.detect`` does on the whole track, and an interval is sent as soon as its run of frames closes.
+
+The answer at the end (``finish``) is computed from the exact scores with the batch post-processing
+(``KeywordSpotter.scan_scores``), so it is the batch scan's answer on the same samples; that is what is
+stored. The intervals sent on the way equal it within one frame hop when the look-ahead is long enough
+(the tests measure it on the committed samples); a shorter look-ahead answers sooner and may add intervals.
+
+Pure numpy and onnxruntime, no I/O: the gateway runs ``push`` in a thread pool.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.kws.detector import run_detection, smooth
+from services.kws.intervals import SkipInterval, pad_and_clamp
+from services.kws.spotter import KeywordSpotter, KwsScan, StreamingScorer
+
+
+@dataclass
+class StreamingDetector:
+    """One stream's detector state. Feed mono float32 samples at the model's rate; get intervals back."""
+
+    spotter: KeywordSpotter
+    lookahead_frames: int
+    scorer: StreamingScorer = field(init=False)
+    exact: list[np.ndarray] = field(default_factory=list)  # exact scores, in order, for the final answer
+    samples_seen: int = 0
+    # Settled scores from frame ``window_start`` on; earlier ones are no longer needed for smoothing.
+    settled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    window_start: int = 0
+    next_smoothed: int = 0  # first frame whose smoothed score is not yet known
+    run_first: int | None = None  # first frame of the run above the threshold now open
+    run_peak: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.scorer = StreamingScorer(self.spotter.model)
+        if self.spotter.metadata.smoothing_frames % 2 == 0:
+            raise ValueError("the streaming detector needs an odd, centred smoothing window")
+
+    @classmethod
+    def with_lookahead_ms(cls, spotter: KeywordSpotter, lookahead_ms: float) -> StreamingDetector:
+        frames = int(round(lookahead_ms / spotter.metadata.feature_hop_ms))
+        return cls(spotter, min(frames, spotter.metadata.context_frames))
+
+    @property
+    def settled_frames(self) -> int:
+        return self.window_start + len(self.settled)
+
+    @property
+    def received_ms(self) -> float:
+        return self.samples_seen * 1000 / self.spotter.metadata.sample_rate
+
+    def push(self, samples: np.ndarray) -> list[SkipInterval]:
+        """Intervals decided by these samples (usually none); they may overlap earlier ones."""
+        self.samples_seen += len(samples)
+        self.exact.append(self.scorer.push(samples))
+        self._settle()
+        return self._decide()
+
+    def finish(self) -> KwsScan:
+        """The stream's whole answer from its exact scores: the batch scan's answer on the same samples."""
+        self.exact.append(self.scorer.finish())
+        scores = np.concatenate(self.exact) if self.exact else np.zeros(0, np.float32)
+        duration_ms = int(self.samples_seen * 1000 // self.spotter.metadata.sample_rate)
+        return self.spotter.scan_scores(scores, duration_ms)
+
+    def _settle(self) -> None:
+        """Fix the score of every frame that now has ``lookahead_frames`` of right context."""
+        stride = self.scorer.stride
+        total = self.scorer.feature_frames
+        settle_until = min(-(-total // stride), (total - 1 - self.lookahead_frames) // stride + 1)
+        first_tentative = self.scorer.emitted
+        new: list[np.ndarray] = []
+        if self.settled_frames < first_tentative:  # exact scores already there (a look-ahead that long)
+            exact = np.concatenate(self.exact)
+            new.append(exact[self.settled_frames : min(first_tentative, settle_until)])
+        start = max(self.settled_frames, first_tentative) - first_tentative
+        new.append(self.scorer.tentative[start : max(start, settle_until - first_tentative)])
+        self.settled = np.concatenate([self.settled, *new]).astype(np.float32, copy=False)
+
+    def _decide(self) -> list[SkipInterval]:
+        """Smooth the settled frames whose window is complete and close the runs that end there."""
+        metadata = self.spotter.metadata
+        half = metadata.smoothing_frames // 2
+        until = self.settled_frames - half
+        if until <= self.next_smoothed:
+            return []
+        window_from = max(self.window_start, self.next_smoothed - half)
+        smoothed = smooth(self.settled[window_from - self.window_start :], metadata.smoothing_frames)
+        intervals = []
+        for frame in range(self.next_smoothed, until):
+            value = float(smoothed[frame - window_from])
+            if value >= self.spotter.threshold:
+                if self.run_first is None:
+                    self.run_first, self.run_peak = frame, value
+                self.run_peak = max(self.run_peak, value)
+            elif self.run_first is not None:
+                intervals.extend(self._close_run(frame - 1))
+        self.next_smoothed = until
+        keep_from = max(0, until - half)
+        self.settled = self.settled[keep_from - self.window_start :]
+        self.window_start = keep_from
+        return intervals
+
+    def _close_run(self, last: int) -> list[SkipInterval]:
+        first, self.run_first = self.run_first, None
+        assert first is not None
+        if last - first + 1 < self.spotter.metadata.min_frames:
+            return []
+        detection = run_detection(first, last, self.run_peak, self.spotter.metadata.timing)
+        # The stream's length is not known yet: the end is clamped only in the final answer.
+        return [pad_and_clamp(detection, self.spotter.padding, sys.maxsize)]

@@ -1,0 +1,86 @@
+"""The streaming detector and the incremental decoders, without the network: stream equals batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.common.audio import AudioRejected, decode_audio
+from services.common.stream_audio import StreamFormat, UnsupportedFormat, open_decoder
+from services.kws.playback import PLAYBACK_DIR, committed_tracks
+from services.kws.spotter import KeywordSpotter
+from services.kws.streaming import StreamingDetector
+from tests.audio_files import encode
+
+DEFAULT_LOOKAHEAD_MS = 200.0
+
+
+@pytest.fixture(scope="module")
+def spotter() -> KeywordSpotter:
+    return KeywordSpotter.load()
+
+
+def within_one_hop(streamed, batch, hop_ms: float) -> bool:
+    return len(streamed) == len(batch) and all(
+        abs(s.start_ms - b.start_ms) <= hop_ms and abs(s.end_ms - b.end_ms) <= hop_ms
+        for s, b in zip(streamed, batch, strict=True)
+    )
+
+
+def run(detector: StreamingDetector, samples: np.ndarray, sizes: list[int]):
+    streamed, at = [], 0
+    for size in sizes:
+        streamed += detector.push(samples[at : at + size])
+        at += size
+    streamed += detector.push(samples[at:])
+    return streamed, detector.finish()
+
+
+@pytest.mark.parametrize("track", committed_tracks(), ids=lambda track: track.name)
+@pytest.mark.parametrize("chunk", [160, 333, 4000])
+def test_stream_equals_batch_on_the_committed_samples(spotter, track, chunk):
+    samples = np.frombuffer(track.pcm, "<i2").astype(np.float32) / 32768
+    batch = spotter.scan_samples(samples)
+    detector = StreamingDetector.with_lookahead_ms(spotter, DEFAULT_LOOKAHEAD_MS)
+    streamed, final = run(detector, samples, [chunk] * (len(samples) // chunk))
+    assert final.to_json_dict() == batch.to_json_dict()
+    assert within_one_hop(streamed, batch.intervals, spotter.metadata.score_hop_ms), (streamed, batch)
+    assert len(batch.intervals) == len(track.keyword_spans_ms)
+
+
+def test_irregular_chunks_give_the_same_final_answer(spotter):
+    samples = np.frombuffer(committed_tracks()[0].pcm, "<i2").astype(np.float32) / 32768
+    sizes = list(np.random.default_rng(7).integers(1, 3000, size=200))
+    _, final = run(StreamingDetector.with_lookahead_ms(spotter, 0), samples, sizes)
+    assert final.to_json_dict() == spotter.scan_samples(samples).to_json_dict()
+
+
+@pytest.mark.parametrize(("container", "name"), [("ogg", "ogg_opus"), ("mp3", "mp3")])
+def test_compressed_streams_decode_incrementally_like_the_batch_decoder(spotter, container, name):
+    clip = decode_audio((PLAYBACK_DIR / "keyword.flac").read_bytes(), 16000).samples
+    data = encode(clip, 16000, container)
+    decoder = open_decoder(StreamFormat(name), 16000)
+    pieces = [decoder.push(data[at : at + 517]) for at in range(0, len(data), 517)] + [decoder.finish()]
+    streamed = spotter.scan_samples(np.concatenate(pieces))
+    batch = spotter.scan(data)
+    assert within_one_hop(streamed.intervals, batch.intervals, spotter.metadata.score_hop_ms)
+    assert abs(streamed.duration_ms - batch.duration_ms) <= 100
+
+
+def test_stereo_pcm_at_44k_is_averaged_and_resampled(spotter):
+    clip = decode_audio((PLAYBACK_DIR / "keyword.flac").read_bytes(), 44100).samples
+    stereo = (np.stack([clip, clip], axis=1) * 32767).astype("<i2").tobytes()
+    decoder = open_decoder(StreamFormat("pcm_s16le", 44100, 2), 16000)
+    pieces = [decoder.push(stereo[at : at + 1001]) for at in range(0, len(stereo), 1001)] + [decoder.finish()]
+    streamed = spotter.scan_samples(np.concatenate(pieces))
+    batch = spotter.scan((PLAYBACK_DIR / "keyword.flac").read_bytes())
+    assert within_one_hop(streamed.intervals, batch.intervals, spotter.metadata.score_hop_ms)
+
+
+def test_unknown_formats_and_bad_bytes_are_refused():
+    with pytest.raises(UnsupportedFormat, match="unknown format"):
+        open_decoder(StreamFormat("aac"), 16000)  # type: ignore[arg-type]
+    with pytest.raises(UnsupportedFormat, match="sample_rate"):
+        open_decoder(StreamFormat("pcm_s16le"), 16000)
+    with pytest.raises(AudioRejected, match="Ogg"):
+        open_decoder(StreamFormat("ogg_opus"), 16000).push(b"not an ogg stream at all, clearly" * 4)
