@@ -147,7 +147,7 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
         submitter = JobSubmitter(publisher, engine, inline_audio_max_bytes=settings.inline_audio_max_bytes)
 
         streams = StreamService.start(settings)
-        resources.push_callback(streams.close)
+        resources.callback(streams.close)
         telegram = TelegramSide(settings, submitter, engine) if settings.telegram_token else None
         if telegram is not None:
             resources.push_async_callback(telegram.stop)
