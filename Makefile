@@ -10,7 +10,7 @@ APT_PACKAGES := ffmpeg espeak-ng sox libsox-fmt-all flac festival festvox-ru for
 NON_FREE_SOURCE := /etc/apt/sources.list.d/debian-non-free.sources
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv broker test lint demo run bench train-classifier eval-classifier train-kws eval-kws calibrate-kws simulate-kws clean
+.PHONY: setup apt venv broker test lint demo run bench train-classifier eval-classifier train-kws eval-kws calibrate-kws simulate-kws playback-sim clean
 
 setup: apt venv broker ## Install everything: Debian packages, the pinned virtualenv, RabbitMQ plugins.
 
@@ -35,6 +35,7 @@ $(VENV)/.installed: requirements/runtime.txt requirements/dev.txt requirements/t
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements/dev.txt -r requirements/train.txt
+	$(PIP) install -q -e clients/python  # the client library; playback-sim and the stream bench use it
 	touch $@
 
 test: ## Run the whole suite against the local RabbitMQ and PostgreSQL.
@@ -50,6 +51,7 @@ bench: ## Speed of the classifier, the kws scan and the whole stack (medians of 
 	$(PY) -m benchmarks.classifier
 	$(PY) -m benchmarks.kws
 	$(PY) -m benchmarks.stack
+	$(PY) -m benchmarks.streams
 
 train-classifier: ## Retrain the cry models from ../shared/data; rewrites the ONNX files and the model card.
 	$(PY) -m services.classifier train
@@ -69,8 +71,11 @@ calibrate-kws: ## Choose the playback-side threshold against the simulated echo 
 simulate-kws: ## Self-trigger report with and without skip_kws muting.
 	$(PY) -m services.kws simulate
 
+playback-sim: ## Stream tracks through a gateway of its own at real time: is each interval before the player?
+	$(PY) -m services.kws playback-sim
+
 lint:
-	$(VENV)/bin/ruff check services tests benchmarks
+	$(VENV)/bin/ruff check services tests benchmarks clients
 
 clean:
 	rm -rf .cache .pytest_cache

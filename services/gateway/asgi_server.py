@@ -26,8 +26,15 @@ class BackgroundServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
+        # No permessage-deflate on WebSockets: audio does not compress, and inflating every chunk of
+        # every stream would cost the gateway more than scanning it.
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=10, log_config=None
+            app,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=10,
+            log_config=None,
+            ws_per_message_deflate=False,
         )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None

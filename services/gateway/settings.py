@@ -47,6 +47,8 @@ class GatewaySettings(BrokerSettings, DatabaseSettings):
     stream_inference_threads: int = 2
     # Right context a frame's score waits for before the detector acts on it (see services/kws/streaming.py).
     stream_lookahead_ms: float = 200.0
+    # Audio gathered before the model runs again for a stream (each run costs about the same).
+    stream_scan_hop_ms: float = 40.0
 
     @property
     def voice_limits(self) -> AudioLimits:

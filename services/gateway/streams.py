@@ -199,7 +199,9 @@ class StreamSession:
         spotter = self.streams.models.select(self.websocket)
         scan = StreamScan(
             self._declared_format(await self._receive_start()),
-            StreamingDetector.with_lookahead_ms(spotter, self.settings.stream_lookahead_ms),
+            StreamingDetector.with_lookahead_ms(
+                spotter, self.settings.stream_lookahead_ms, self.settings.stream_scan_hop_ms
+            ),
         )
         await self._send(
             {
@@ -215,12 +217,7 @@ class StreamSession:
                 },
             }
         )
-        while (chunk := await self._receive_audio()) is not None:
-            if scan.bytes_received + len(chunk) > self.settings.stream_max_bytes:
-                limit_mb = self.settings.stream_max_bytes / 1e6
-                raise StreamClosed(CLOSE_TOO_BIG, f"the stream is larger than the limit of {limit_mb:.1f} MB")
-            for interval in await self._in_pool(partial(scan.push, chunk), scan):
-                await self._send(interval_message(interval))
+        await self._scan_as_received(scan)
         result = await self._in_pool(scan.finish, scan)
         track_id = scan.sha256.hexdigest()
         outcome = await self.submitter.submit_stream_result(
@@ -242,6 +239,47 @@ class StreamSession:
                  len(answer["intervals"]), outcome)  # fmt: skip
         await _close(self.websocket, CLOSE_DONE, "done")
 
+    async def _scan_as_received(self, scan: StreamScan) -> None:
+        """Receive and scan side by side until ``end``; chunks that queue up meanwhile are scanned together.
+
+        Under load a stream's chunks pile up while it waits for an inference thread, and the next scan takes
+        them all at once: one model call instead of many, so a busy gateway sheds per-call overhead
+        instead of falling further behind. The inbox is bounded by the stream's byte limit.
+        """
+        inbox: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        receiver = asyncio.create_task(self._receive_into(inbox))
+        try:
+            while True:
+                batch = [await inbox.get()]
+                while isinstance(batch[-1], bytes) and not inbox.empty():
+                    batch.append(inbox.get_nowait())
+                audio = b"".join(item for item in batch if isinstance(item, bytes))
+                if audio:
+                    for interval in await self._in_pool(partial(scan.push, audio), scan):
+                        await self._send(interval_message(interval))
+                if isinstance(batch[-1], BaseException):
+                    raise batch[-1]
+                if batch[-1] is None:
+                    return
+        finally:
+            receiver.cancel()
+
+    async def _receive_into(self, inbox: asyncio.Queue[bytes | BaseException | None]) -> None:
+        """Audio chunks into ``inbox``, then None at ``end``, or the error that ended the stream."""
+        received = 0
+        try:
+            while (chunk := await self._receive_audio()) is not None:
+                received += len(chunk)
+                if received > self.settings.stream_max_bytes:
+                    limit_mb = self.settings.stream_max_bytes / 1e6
+                    raise StreamClosed(
+                        CLOSE_TOO_BIG, f"the stream is larger than the limit of {limit_mb:.1f} MB"
+                    )
+                inbox.put_nowait(chunk)
+            inbox.put_nowait(None)
+        except Exception as ended:  # a close, a disconnect, or a failure the scanning side reports
+            inbox.put_nowait(ended)
+
     async def _in_pool(self, work: Callable[[], T], scan: StreamScan) -> T:
         """Run decoding and the model off the event loop; a bad chunk or a limit becomes a close."""
         try:
@@ -255,7 +293,8 @@ class StreamSession:
 
     async def _receive(self) -> dict[str, Any]:
         try:
-            message = await asyncio.wait_for(self.websocket.receive(), self.settings.stream_idle_timeout_s)
+            async with asyncio.timeout(self.settings.stream_idle_timeout_s):  # no task per message
+                message = await self.websocket.receive()
         except TimeoutError:
             raise StreamClosed(
                 CLOSE_IDLE, f"nothing received for {self.settings.stream_idle_timeout_s:.0f} s"
@@ -305,6 +344,7 @@ class StreamSession:
     async def _send(self, message: dict[str, object]) -> None:
         """Send, but give up on a client that stops reading (its buffer would grow without bound)."""
         try:
-            await asyncio.wait_for(self.websocket.send_json(message), self.settings.stream_idle_timeout_s)
+            async with asyncio.timeout(self.settings.stream_idle_timeout_s):
+                await self.websocket.send_json(message)
         except TimeoutError:
             raise StreamClosed(CLOSE_IDLE, "the client stopped reading") from None

@@ -83,6 +83,16 @@ def samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def playback_sim(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from services.kws.playback import DOCUMENTED_PREBUFFER_MS, run_playback_sim
+
+    prebuffer = DOCUMENTED_PREBUFFER_MS if args.prebuffer_ms is None else args.prebuffer_ms
+    in_time = asyncio.run(run_playback_sim(prebuffer, args.keywords, args.speed, args.chunk_ms))
+    return 0 if in_time else 1
+
+
 def run(_: argparse.Namespace) -> int:
     from services.kws.worker import main as run_worker
 
@@ -124,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("samples", help="re-make the committed clips in samples/playback").set_defaults(
         handler=samples
     )
+    sim = commands.add_parser(
+        "playback-sim", help="stream tracks through a gateway of its own; is each interval in time?"
+    )
+    sim.add_argument("--prebuffer-ms", type=float, default=None, help="player pre-buffer, ms")
+    sim.add_argument("--keywords", type=int, default=4, help="keywords in the composed long track")
+    sim.add_argument("--speed", type=float, default=1.0, help="clock speed; 1 is real time")
+    sim.add_argument("--chunk-ms", type=int, default=20, help="audio per message")
+    sim.set_defaults(handler=playback_sim)
     return parser
 
 

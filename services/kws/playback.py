@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -225,3 +227,38 @@ def report(verdicts: list[KeywordVerdict], prebuffer_ms: float) -> str:
             f"delay {verdict.delay_ms:.0f} ms, margin {verdict.margin_ms:.0f} ms"
         )
     return "\n".join(lines)
+
+
+@asynccontextmanager
+async def own_gateway(
+    name: str, http_port: int, store_port: int, settings: dict[str, str] | None = None
+) -> AsyncIterator[tuple[str, str]]:
+    """A stack of its own (store and gateway, fresh database and vhost ``name``): yields (url, api key).
+
+    ``settings`` adds ``EARSHOT_*`` variables (the benchmark raises the streams allowed per key).
+    """
+    from services.gateway.__main__ import create_api_key
+    from services.gateway.settings import GatewaySettings
+    from services.stack import Stack, isolated_env
+
+    env = await isolated_env(name, http_port, store_port) | (settings or {})
+    stack = Stack(env, log_dir=REPO_ROOT / ".cache" / name / "logs")
+    try:
+        await stack.prepare()
+        await stack.start(("store", "gateway"))
+        await stack.wait_ready()
+        key = await create_api_key(name, GatewaySettings(database_url=env["EARSHOT_DATABASE_URL"]))
+        yield stack.gateway_url, key
+    finally:
+        await stack.stop()
+
+
+async def run_playback_sim(prebuffer_ms: float, keywords: int, speed: float, chunk_ms: int) -> bool:
+    """The committed clips and a composed track through a gateway of its own; True if all were in time."""
+    async with own_gateway("earshot_playback", 8094, 8095) as (url, key):
+        tracks = [*committed_tracks(), composed_track(keywords)]
+        runs = [await stream_track(track, url, key, ScaledClock(speed), chunk_ms) for track in tracks]
+    verdicts = [verdict for run in runs for verdict in judge(run, prebuffer_ms)]
+    print(report(verdicts, prebuffer_ms))
+    print(f"smallest pre-buffer that would have sufficed: {smallest_prebuffer_ms(runs):.0f} ms")
+    return all(verdict.in_time for verdict in verdicts)

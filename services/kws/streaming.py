@@ -33,7 +33,12 @@ class StreamingDetector:
 
     spotter: KeywordSpotter
     lookahead_frames: int
+    # Samples gathered before the model runs again: each call costs about the same whatever its length
+    # (it rescans the context), so a stream fed 10 ms chunks is scanned every ``scan_hop_samples``.
+    scan_hop_samples: int = 0
     scorer: StreamingScorer = field(init=False)
+    waiting: list[np.ndarray] = field(default_factory=list)
+    waiting_samples: int = 0
     exact: list[np.ndarray] = field(default_factory=list)  # exact scores, in order, for the final answer
     samples_seen: int = 0
     # Settled scores from frame ``window_start`` on; earlier ones are no longer needed for smoothing.
@@ -49,9 +54,12 @@ class StreamingDetector:
             raise ValueError("the streaming detector needs an odd, centred smoothing window")
 
     @classmethod
-    def with_lookahead_ms(cls, spotter: KeywordSpotter, lookahead_ms: float) -> StreamingDetector:
+    def with_lookahead_ms(
+        cls, spotter: KeywordSpotter, lookahead_ms: float, scan_hop_ms: float = 0.0
+    ) -> StreamingDetector:
         frames = int(round(lookahead_ms / spotter.metadata.feature_hop_ms))
-        return cls(spotter, min(frames, spotter.metadata.context_frames))
+        hop = int(scan_hop_ms * spotter.metadata.sample_rate / 1000)
+        return cls(spotter, min(frames, spotter.metadata.context_frames), hop)
 
     @property
     def settled_frames(self) -> int:
@@ -64,12 +72,22 @@ class StreamingDetector:
     def push(self, samples: np.ndarray) -> list[SkipInterval]:
         """Intervals decided by these samples (usually none); they may overlap earlier ones."""
         self.samples_seen += len(samples)
-        self.exact.append(self.scorer.push(samples))
+        self.waiting.append(samples)
+        self.waiting_samples += len(samples)
+        if self.waiting_samples < max(1, self.scan_hop_samples):
+            return []
+        self._scan_waiting()
         self._settle()
         return self._decide()
 
+    def _scan_waiting(self) -> None:
+        if self.waiting:
+            self.exact.append(self.scorer.push(np.concatenate(self.waiting)))
+        self.waiting, self.waiting_samples = [], 0
+
     def finish(self) -> KwsScan:
         """The stream's whole answer from its exact scores: the batch scan's answer on the same samples."""
+        self._scan_waiting()
         self.exact.append(self.scorer.finish())
         scores = np.concatenate(self.exact) if self.exact else np.zeros(0, np.float32)
         duration_ms = int(self.samples_seen * 1000 // self.spotter.metadata.sample_rate)

@@ -37,11 +37,11 @@ def run(detector: StreamingDetector, samples: np.ndarray, sizes: list[int]):
 
 
 @pytest.mark.parametrize("track", committed_tracks(), ids=lambda track: track.name)
-@pytest.mark.parametrize("chunk", [160, 333, 4000])
-def test_stream_equals_batch_on_the_committed_samples(spotter, track, chunk):
+@pytest.mark.parametrize(("chunk", "scan_hop_ms"), [(160, 0), (160, 40), (333, 0), (4000, 0)])
+def test_stream_equals_batch_on_the_committed_samples(spotter, track, chunk, scan_hop_ms):
     samples = np.frombuffer(track.pcm, "<i2").astype(np.float32) / 32768
     batch = spotter.scan_samples(samples)
-    detector = StreamingDetector.with_lookahead_ms(spotter, DEFAULT_LOOKAHEAD_MS)
+    detector = StreamingDetector.with_lookahead_ms(spotter, DEFAULT_LOOKAHEAD_MS, scan_hop_ms)
     streamed, final = run(detector, samples, [chunk] * (len(samples) // chunk))
     assert final.to_json_dict() == batch.to_json_dict()
     assert within_one_hop(streamed, batch.intervals, spotter.metadata.score_hop_ms), (streamed, batch)

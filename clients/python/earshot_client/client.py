@@ -224,7 +224,10 @@ async def stream(
     """Open ``WS /v1/streams`` (``gateway_url`` may be http(s):// or ws(s)://) and declare the format."""
     url = gateway_url.rstrip("/").replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     connection = await websockets.connect(
-        url + STREAMS_PATH, additional_headers={API_KEY_HEADER: api_key}, open_timeout=open_timeout_s
+        url + STREAMS_PATH,
+        additional_headers={API_KEY_HEADER: api_key},
+        open_timeout=open_timeout_s,
+        compression=None,  # audio does not compress; deflate would only cost CPU on both ends
     )
     start = {"type": "start", "format": format, "sample_rate": sample_rate, "channels": channels}
     try:
