@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 import websockets
-from earshot_client import Interval, MicGate, StreamError, stream
+from earshot_client import Interval, MicGate, StreamError, skip_kws, stream
 
 from services.common.audio import decode_audio
 from services.common.topology import STORE_RESULTS_QUEUE
@@ -107,6 +107,9 @@ async def test_the_stored_result_is_served_and_a_later_post_is_answered_from_the
         ]
         posted = await client.post(f"{gateway.url}/v1/tracks", content=ogg)
     assert posted.json() == posted.json() | {"track_id": final.track_id, "status": "duplicate"}
+    # The client library's batch call is answered from the store too (no kws worker runs here).
+    answered = await skip_kws(ogg, gateway_url=gateway.url, api_key=api_key, store_url=store_url)
+    assert (answered.track_id, answered.intervals) == (final.track_id, final.intervals)
     assert await database.count("kws_results", "track_id = :t", t=final.track_id) == 1
 
 
