@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from earshot_client import Interval, MicGate
 
 
