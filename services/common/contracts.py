@@ -124,3 +124,14 @@ class Reply(Contract):
 
     contract: Literal["Reply.v1"] = "Reply.v1"
     result: CryResult
+
+
+class FailedReply(Contract):
+    """The parent's honest answer when a worker gave up on their recording (its job was dead-lettered)."""
+
+    contract: Literal["FailedReply.v1"] = "FailedReply.v1"
+    request_id: str
+    chat_id: int
+    message_id: int
+    language: Language
+    error_code: str

@@ -1,29 +1,55 @@
-"""The Telegram bot (aiogram 3): commands, and recordings turned into cry jobs.
+"""The Telegram bot (aiogram 3): commands, recordings turned into cry jobs, feedback and settings buttons.
 
-Handlers stay thin: they read what Telegram declares about a recording, hand it to ``JobSubmitter`` (which
-claims the (chat_id, message_id) key, checks size and duration, downloads, probes and publishes) and say the
-outcome in the parent's language. Results come back later through ``ReplySender``.
+Handlers stay thin: they read what Telegram declares about a recording and hand it to ``JobSubmitter``
+(fair use, claim of the (chat_id, message_id) key, size and duration checks, "Слушаю…", download, probe,
+publish), then say the outcome in the parent's language. Results come back later through ``ReplySender``,
+which edits "Слушаю…" into the answer. A chat is the user: ``/my_data`` and ``/delete_my_data`` work on
+everything the store holds for the chat the command came from, and a button tap only ever touches the chat
+it was tapped in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ChatAction
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandStart
-from aiogram.types import Audio, Document, Message, ReplyParameters, VideoNote, Voice
+from aiogram.types import (
+    Audio,
+    CallbackQuery,
+    Document,
+    Message,
+    ReplyParameters,
+    User,
+    VideoNote,
+    Voice,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.contracts import Language
 from services.gateway import replies
-from services.gateway.jobs import JobSubmitter, Recording
+from services.gateway.admission import cry_request_id
+from services.gateway.backlog import BacklogMeter
+from services.gateway.jobs import Admission, FairUse, JobSubmitter, Recording
+from services.gateway.keyboards import (
+    FeedbackCallback,
+    SettingsCallback,
+    answer_keyboard,
+    reasons_keyboard,
+    settings_keyboard,
+)
 from services.gateway.settings import GatewaySettings
+from services.store import repository
 
 log = logging.getLogger(__name__)
 
 Media = Voice | Audio | Document | VideoNote
+Sessions = async_sessionmaker[AsyncSession]
 
 
 def build_bot(settings: GatewaySettings) -> Bot:
@@ -34,9 +60,11 @@ def build_bot(settings: GatewaySettings) -> Bot:
     return Bot(settings.telegram_token, session=session)
 
 
-def build_dispatcher(submitter: JobSubmitter, settings: GatewaySettings) -> Dispatcher:
-    """The dispatcher hands ``submitter`` and ``settings`` to every handler that names them."""
-    dispatcher = Dispatcher(submitter=submitter, settings=settings)
+def build_dispatcher(
+    submitter: JobSubmitter, settings: GatewaySettings, sessions: Sessions, backlog: BacklogMeter | None
+) -> Dispatcher:
+    """The dispatcher hands these to every handler that names them (``backlog`` is None until connected)."""
+    dispatcher = Dispatcher(submitter=submitter, settings=settings, sessions=sessions, backlog=backlog)
     dispatcher.include_router(build_router())
     return dispatcher
 
@@ -47,13 +75,22 @@ def build_router() -> Router:
     router.message.register(on_start, CommandStart())
     router.message.register(on_help, Command("help"))
     router.message.register(on_privacy, Command("privacy"))
+    router.message.register(on_settings, Command("settings"))
+    router.message.register(on_my_data, Command("my_data"))
+    router.message.register(on_delete_my_data, Command("delete_my_data"))
     router.message.register(on_recording, F.voice | F.audio | F.document | F.video_note)
     router.message.register(on_anything_else)
+    router.callback_query.register(on_feedback, FeedbackCallback.filter())
+    router.callback_query.register(on_settings_tap, SettingsCallback.filter())
     return router
 
 
+def language_of(user: User | None) -> Language:
+    return replies.language_for(user.language_code if user else None)
+
+
 def user_language(message: Message) -> Language:
-    return replies.language_for(message.from_user.language_code if message.from_user else None)
+    return language_of(message.from_user)
 
 
 async def on_start(message: Message) -> None:
@@ -61,15 +98,26 @@ async def on_start(message: Message) -> None:
 
 
 async def on_help(message: Message, settings: GatewaySettings) -> None:
-    await message.answer(replies.render_help(user_language(message), settings.voice_limits))
+    text = replies.render_help(
+        user_language(message),
+        settings.voice_limits,
+        settings.rate_limit_recordings,
+        settings.rate_limit_window_s,
+    )
+    await message.answer(text)
 
 
-async def on_privacy(message: Message) -> None:
-    await message.answer(replies.render_privacy(user_language(message)))
+async def on_privacy(message: Message, settings: GatewaySettings) -> None:
+    await message.answer(replies.render_privacy(user_language(message), settings.donation_retention_days))
 
 
 async def on_recording(
-    message: Message, bot: Bot, submitter: JobSubmitter, settings: GatewaySettings
+    message: Message,
+    bot: Bot,
+    submitter: JobSubmitter,
+    settings: GatewaySettings,
+    sessions: Sessions,
+    backlog: BacklogMeter | None,
 ) -> None:
     """Publish one cry job per recording; a duplicate delivery of the same message is ignored silently."""
     media: Media = message.voice or message.audio or message.document or message.video_note  # type: ignore[assignment]
@@ -81,23 +129,188 @@ async def on_recording(
         declared_size=media.file_size,
         declared_duration_s=getattr(media, "duration", None),
         declared_mime_type=getattr(media, "mime_type", None),
+        file_unique_id=media.file_unique_id,
     )
+    reply_to = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
+    acknowledged: list[int] = []
+
+    async def acknowledge() -> int:
+        await bot.send_chat_action(message.chat.id, ChatAction.TYPING)
+        sent = await message.answer(
+            await listening_text(backlog, language, settings), reply_parameters=reply_to
+        )
+        acknowledged.append(sent.message_id)
+        return sent.message_id
 
     async def download() -> bytes:
-        await bot.send_chat_action(message.chat.id, ChatAction.TYPING)
         buffer = await bot.download(media.file_id)
         return buffer.getvalue() if buffer else b""
 
-    admission = await submitter.submit_recording(recording, download, settings.voice_limits)
-    reply_to = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
-    if admission.outcome == "accepted":
-        await message.answer(replies.ACCEPTED[language], reply_parameters=reply_to)
-    elif admission.outcome == "rejected" and admission.rejection is not None:
+    fair_use = FairUse(recordings=settings.rate_limit_recordings, window_s=settings.rate_limit_window_s)
+    try:
+        admission = await submitter.submit_recording(
+            recording, download, acknowledge, settings.voice_limits, fair_use
+        )
+    except Exception:
+        # Nothing was committed (no claim, no job): say so rather than leave "Слушаю…" hanging.
+        with contextlib.suppress(Exception):
+            await answer_or_edit(
+                message, acknowledged[0] if acknowledged else None, replies.NOT_TAKEN[language]
+            )
+        raise
+    await say_outcome(message, admission, language, settings, sessions)
+
+
+async def listening_text(backlog: BacklogMeter | None, language: Language, settings: GatewaySettings) -> str:
+    """ "Слушаю…", saying how long the wait is when the queue is backed up."""
+    if backlog is None:
+        return replies.ACCEPTED[language]
+    try:
+        measured = await backlog.measure()
+    except Exception as error:  # a measurement must never stop a recording
+        log.warning("could not measure the cry backlog: %s", error)
+        return replies.ACCEPTED[language]
+    return replies.render_listening(
+        language, measured.waiting, measured.estimated_wait_s, measured.backed_up(settings.backlog_notice_s)
+    )
+
+
+async def say_outcome(
+    message: Message, admission: Admission, language: Language, settings: GatewaySettings, sessions: Sessions
+) -> None:
+    """Tell the parent why a recording makes no job; an accepted one already said "Слушаю…"."""
+    if admission.outcome == "rejected" and admission.rejection is not None:
         text = replies.render_rejection(admission.rejection.code, language, settings.voice_limits)
-        await message.answer(text, reply_parameters=reply_to)
-    else:
+        await answer_or_edit(message, admission.ack_message_id, text)
+    elif admission.outcome == "rate_limited" and admission.retry_after_s is not None:
+        text = replies.render_rate_limited(
+            language, settings.rate_limit_recordings, settings.rate_limit_window_s, admission.retry_after_s
+        )
+        await notify_once(message, sessions, "rate_limited", text, settings.notice_interval_s)
+    elif admission.outcome == "repeat":
+        await notify_once(message, sessions, "repeat", replies.REPEAT[language], settings.notice_interval_s)
+    elif admission.outcome == "duplicate":
         log.info("duplicate delivery of %s ignored", admission.key)
 
 
-async def on_anything_else(message: Message) -> None:
-    await message.answer(replies.SEND_AUDIO[user_language(message)])
+async def answer_or_edit(message: Message, ack_message_id: int | None, text: str) -> None:
+    """Replace "Слушаю…" with ``text`` when it was sent, else reply to the recording."""
+    if ack_message_id is not None:
+        await message.bot.edit_message_text(text=text, chat_id=message.chat.id, message_id=ack_message_id)
+    else:
+        reply_to = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
+        await message.answer(text, reply_parameters=reply_to)
+
+
+async def notify_once(message: Message, sessions: Sessions, kind: str, text: str, interval_s: float) -> None:
+    """Send a notice at most once per ``interval_s`` per chat, so a flood of updates gets one answer."""
+    async with sessions() as session:
+        if not await repository.claim_notice(session, message.chat.id, kind, interval_s):
+            log.info("chat %s: %s notice already sent recently", message.chat.id, kind)
+            return
+    await message.answer(text)
+
+
+async def on_anything_else(message: Message, settings: GatewaySettings, sessions: Sessions) -> None:
+    text = replies.SEND_AUDIO[user_language(message)]
+    await notify_once(message, sessions, "send_audio", text, settings.notice_interval_s)
+
+
+# --- feedback ---------------------------------------------------------------------------------------------
+
+
+async def on_feedback(query: CallbackQuery, callback_data: FeedbackCallback, sessions: Sessions) -> None:
+    """«угадал» / «не угадал» / «что было на самом деле?»: stored per request, the last answer wins."""
+    language = language_of(query.from_user)
+    words = replies.FEEDBACK_THANKS[language]
+    if not isinstance(query.message, Message):
+        await query.answer()
+        return
+    chat_id = query.message.chat.id
+    request_id = cry_request_id(chat_id, callback_data.message_id)
+    async with sessions() as session:
+        prediction = await repository.prediction_of(session, request_id)
+        if prediction is None:
+            await query.answer(words["gone"])
+            return
+        if callback_data.choice == "ask":
+            labels = sorted(prediction.probabilities, key=prediction.probabilities.__getitem__, reverse=True)
+            await edit_keyboard(query.message, reasons_keyboard(callback_data.message_id, labels, language))
+            await query.answer(words["choose"])
+            return
+        verdict, reported = feedback_verdict(callback_data, prediction.label, list(prediction.probabilities))
+        if verdict is None:
+            await query.answer()
+            return
+        await repository.record_feedback(session, request_id, chat_id, verdict, reported)
+    named = reported if callback_data.choice == "label" else None
+    await edit_keyboard(query.message, answer_keyboard(callback_data.message_id, language, verdict, named))
+    await query.answer(words["saved"])
+
+
+def feedback_verdict(
+    tap: FeedbackCallback, predicted: str | None, labels: list[str]
+) -> tuple[str | None, str | None]:
+    """(verdict, reported reason) of a tap; naming the predicted reason is right. (None, None): bogus."""
+    if tap.choice == "right":
+        return "right", predicted
+    if tap.choice == "wrong":
+        return "wrong", None
+    if tap.choice == "label" and tap.label in labels:
+        return ("right" if tap.label == predicted else "wrong"), tap.label
+    return None, None
+
+
+async def edit_keyboard(message: Message, keyboard) -> None:
+    # Telegram refuses an edit that changes nothing ("message is not modified"): a double tap does that.
+    with contextlib.suppress(TelegramBadRequest):
+        await message.edit_reply_markup(reply_markup=keyboard)
+
+
+# --- settings and the user's data -------------------------------------------------------------------------
+
+
+async def on_settings(message: Message, settings: GatewaySettings, sessions: Sessions) -> None:
+    language = user_language(message)
+    async with sessions() as session:
+        donates = await repository.donates_audio(session, message.chat.id)
+    await message.answer(
+        replies.render_settings(language, donates, settings.donation_retention_days),
+        reply_markup=settings_keyboard(donates, language),
+    )
+
+
+async def on_settings_tap(
+    query: CallbackQuery, callback_data: SettingsCallback, settings: GatewaySettings, sessions: Sessions
+) -> None:
+    """Donation on or off; off deletes what was donated at once."""
+    language = language_of(query.from_user)
+    if not isinstance(query.message, Message):
+        await query.answer()
+        return
+    async with sessions() as session:
+        deleted = await repository.set_donation(session, query.message.chat.id, callback_data.donate)
+    words = replies.SETTINGS_WORDS[language]
+    with contextlib.suppress(TelegramBadRequest):
+        await query.message.edit_text(
+            replies.render_settings(language, callback_data.donate, settings.donation_retention_days),
+            reply_markup=settings_keyboard(callback_data.donate, language),
+        )
+    confirmation = words["turned_on"] if callback_data.donate else words["turned_off"].format(deleted=deleted)
+    await query.answer()
+    await query.message.answer(confirmation)
+
+
+async def on_my_data(message: Message, settings: GatewaySettings, sessions: Sessions) -> None:
+    async with sessions() as session:
+        held = await repository.chat_data(session, message.chat.id)
+    await message.answer(
+        replies.render_my_data(user_language(message), held, settings.donation_retention_days)
+    )
+
+
+async def on_delete_my_data(message: Message, sessions: Sessions) -> None:
+    async with sessions() as session:
+        deleted = await repository.delete_chat_data(session, message.chat.id)
+    log.info("chat %s: deleted all its data on request", message.chat.id)
+    await message.answer(replies.render_deleted(user_language(message), deleted))

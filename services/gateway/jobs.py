@@ -11,6 +11,11 @@ serves other uploads, polls Telegram and keeps the broker's heartbeats.
 
 An upload the checks refuse is recorded too: a ``JobFailed`` message goes to the store, which leaves an
 errors row, and the caller tells the person what to do instead.
+
+A Telegram recording also passes fair use first, inside the same transaction and under a per-chat lock
+(so several gateway replicas agree): a chat over its rate limit, or forwarding a file it sent within the
+window, gets no claim and no job. Once claimed, the bot's "Слушаю…" message is sent and its id kept on the
+request row, and an opted-in chat's audio is donated, both committing only with the job.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.common.amqp import Publisher
 from services.common.audio import AudioLimits, AudioRejected
@@ -34,6 +40,7 @@ from services.common.contracts import (
     KwsJob,
     KwsResult,
     Language,
+    utc_now,
 )
 from services.common.logs import bind_ids
 from services.common.topology import (
@@ -56,16 +63,30 @@ from services.store import repository
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["accepted", "duplicate", "rejected"]
+Outcome = Literal["accepted", "duplicate", "rejected", "rate_limited", "repeat"]
 
 
 @dataclass(frozen=True)
 class Admission:
-    """What became of an upload; ``rejection`` is set when the checks refused it."""
+    """What became of an upload.
+
+    ``rejection`` is set when the checks refused it; ``ack_message_id`` when the bot had already said
+    "Слушаю…" (the refusal then replaces that message); ``retry_after_s`` when the chat is rate limited.
+    """
 
     outcome: Outcome
     key: str
     rejection: AudioRejected | None = None
+    ack_message_id: int | None = None
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class FairUse:
+    """At most ``recordings`` per chat in any ``window_s``; a file forwarded again within it makes no job."""
+
+    recordings: int
+    window_s: float
 
 
 @dataclass(frozen=True)
@@ -78,6 +99,8 @@ class Recording:
     declared_size: int | None
     declared_duration_s: float | None
     declared_mime_type: str | None = None
+    # Telegram's id of the file's content; the same when a recording is forwarded again.
+    file_unique_id: str | None = None
 
 
 class JobSubmitter:
@@ -97,25 +120,49 @@ class JobSubmitter:
         self._blob_dir = (blob_settings or BlobSettings()).blob_dir
 
     async def submit_recording(
-        self, recording: Recording, download: Callable[[], Awaitable[bytes]], limits: AudioLimits
+        self,
+        recording: Recording,
+        download: Callable[[], Awaitable[bytes]],
+        acknowledge: Callable[[], Awaitable[int]],
+        limits: AudioLimits,
+        fair_use: FairUse,
     ) -> Admission:
-        """Claim (chat_id, message_id), check the recording, download and probe it, publish a ``CryJob``."""
+        """Fair use, claim (chat_id, message_id), check, say "Слушаю…", download, probe, publish a ``CryJob``.
+
+        ``acknowledge`` sends the "Слушаю…" message and returns its id; it runs only once the recording is
+        claimed and its declared size, duration and type pass, so a refusal is one message, not two.
+        """
         request_id = cry_request_id(recording.chat_id, recording.message_id)
         bind_ids(request_id=request_id)
         async with all_or_nothing(self._engine) as session:
+            refused = await self._fair_use(session, recording, request_id, fair_use)
+            if refused is not None:
+                return refused
             claimed = await repository.claim_cry_request(
-                session, request_id, recording.chat_id, recording.message_id, recording.language
+                session,
+                request_id,
+                recording.chat_id,
+                recording.message_id,
+                recording.language,
+                recording.file_unique_id,
             )
             if not claimed:
                 return Admission("duplicate", request_id)
+            ack_message_id = None
             try:
                 check_declared(recording.declared_size, recording.declared_duration_s, limits)
                 check_declared_type(recording.declared_mime_type)
+                ack_message_id = await acknowledge()
+                await repository.note_ack_message(session, request_id, ack_message_id)
                 audio = await download()
                 await asyncio.to_thread(probe_duration, audio, limits)
             except AudioRejected as rejection:
                 await self.record_rejection("cry.classify", request_id, rejection)
-                return Admission("rejected", request_id, rejection)
+                # The bot answers this refusal itself: the store's copy of the failure must not add another.
+                await repository.mark_reply_sent(session, request_id)
+                return Admission("rejected", request_id, rejection, ack_message_id=ack_message_id)
+            if await repository.donates_audio(session, recording.chat_id):
+                await repository.store_donation(session, request_id, recording.chat_id, audio, utc_now())
             job = CryJob(
                 request_id=request_id,
                 chat_id=recording.chat_id,
@@ -124,7 +171,26 @@ class JobSubmitter:
                 audio=AudioPayload(inline=audio, size_bytes=len(audio)),
             )
             await self._publisher.publish(job, JOBS_EXCHANGE, CRY_CLASSIFY_QUEUE, message_id=request_id)
-        return Admission("accepted", request_id)
+        return Admission("accepted", request_id, ack_message_id=ack_message_id)
+
+    async def _fair_use(
+        self, session: AsyncSession, recording: Recording, request_id: str, fair_use: FairUse
+    ) -> Admission | None:
+        """Refuse a recording over the chat's rate limit or repeating a file; None when it may go on."""
+        await repository.lock_chat(session, recording.chat_id)
+        if await repository.request_exists(session, recording.chat_id, recording.message_id):
+            return Admission("duplicate", request_id)
+        now = utc_now()
+        since = now - timedelta(seconds=fair_use.window_s)
+        if recording.file_unique_id and await repository.same_file_request(
+            session, recording.chat_id, recording.file_unique_id, since
+        ):
+            return Admission("repeat", request_id)
+        recent = await repository.recent_recordings(session, recording.chat_id, since)
+        if recent.count >= fair_use.recordings and recent.oldest_at is not None:
+            retry_after_s = (recent.oldest_at - since).total_seconds()
+            return Admission("rate_limited", request_id, retry_after_s=max(retry_after_s, 1.0))
+        return None
 
     async def submit_track(self, audio: bytes, api_key_id: int, limits: AudioLimits) -> Admission:
         """Check a playback track and publish a ``KwsJob`` keyed by its sha256, once per distinct audio."""

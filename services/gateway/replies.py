@@ -1,18 +1,28 @@
 """Everything the bot says to a parent, in Russian or English. Pure: no I/O, no aiogram.
 
 A reply is rendered from the stored result (``CryResult``): its status picks the message, its probabilities
-give the top reasons, and every answer about a recording ends with the disclaimer that it is not a diagnosis.
-Label and reason ids come from the model; an id this module has no words for is shown as it is, so a new
-label in the model never breaks a reply.
+give the top reasons (as text bars), and every answer about a recording ends with the disclaimer that it is
+not a diagnosis. Each status that is not an answer says concretely how to record again. Label and reason ids
+come from the model; an id this module has no words for is shown as it is, so a new label in the model never
+breaks a reply (and a label the model does not have, like ``scared`` today, is never shown).
 """
 
 from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from services.common.audio import AudioErrorCode, AudioLimits
 from services.common.contracts import CryResult, Language
 from services.common.topology import DEAD_LETTER_RETENTION_MS
 
+if TYPE_CHECKING:
+    from services.store.repository import ChatData
+
 TOP_REASONS = 3
+NOT_SURE_REASONS = 2
+BAR_CELLS = 10
 
 DISCLAIMER: dict[Language, str] = {
     "ru": "⚠️ Это не диагноз. Если плач необычный, не стихает или у малыша температура, обратитесь к врачу.",
@@ -39,28 +49,72 @@ LABEL_NAMES: dict[Language, dict[str, str]] = {
     },
 }
 
-WHAT_PARENTS_TRY: dict[Language, dict[str, str]] = {
+# A plain explanation of each reason, shown under the top one.
+EXPLANATIONS: dict[Language, dict[str, str]] = {
     "ru": {
-        "hungry": "Предложите грудь или бутылочку, проверьте, когда было последнее кормление.",
-        "tired": "Приглушите свет и звуки, покачайте, уложите спать.",
-        "discomfort": "Проверьте подгузник, одежду и температуру в комнате.",
-        "belly_pain": "Тёплая ладонь на животик, лёгкий массаж по часовой стрелке, «велосипед» ножками.",
-        "burping": "Подержите малыша вертикально «столбиком» и мягко погладьте по спинке.",
-        "scared": "Возьмите на руки, говорите спокойно, уберите резкие звуки.",
+        "hungry": "Плач похож на тот, которым малыши просят есть.",
+        "tired": "Плач похож на плач уставшего малыша, которому трудно уснуть самому.",
+        "discomfort": "Плач похож на плач от неудобства: мокрый подгузник, жарко или холодно, что-то жмёт.",
+        "belly_pain": "Плач похож на плач при боли в животике (газы, колики): малыш может поджимать ножки.",
+        "burping": "Плач похож на плач малыша, которому мешает воздух, проглоченный при кормлении.",
+        "scared": "Плач похож на плач испуганного малыша: резкий звук или новая обстановка.",
     },
     "en": {
-        "hungry": "Offer the breast or a bottle; check when the last feed was.",
-        "tired": "Dim the lights and sounds, rock gently, put the baby down to sleep.",
-        "discomfort": "Check the nappy, the clothes and the room temperature.",
-        "belly_pain": "A warm hand on the tummy, a gentle clockwise massage, 'bicycle' legs.",
-        "burping": "Hold the baby upright against your shoulder and gently pat the back.",
-        "scared": "Pick the baby up, speak calmly, remove sudden noises.",
+        "hungry": "The cry sounds like the one babies use to ask for food.",
+        "tired": "The cry sounds like a tired baby who finds it hard to fall asleep alone.",
+        "discomfort": "The cry sounds like discomfort: a wet nappy, too warm or too cold, something tight.",
+        "belly_pain": "The cry sounds like tummy pain (wind, colic): the baby may pull the legs up.",
+        "burping": "The cry sounds like a baby bothered by air swallowed during a feed.",
+        "scared": "The cry sounds like a frightened baby: a sudden noise or a new place.",
+    },
+}
+
+WHAT_PARENTS_TRY: dict[Language, dict[str, str]] = {
+    "ru": {
+        "hungry": "Предложите покормить: грудь или бутылочку; вспомните, когда было последнее кормление.",
+        "tired": "Успокойте и приглушите свет и звуки, покачайте, уложите спать.",
+        "discomfort": "Проверьте подгузник, температуру (потрогайте шею или спинку) и одежду.",
+        "belly_pain": "Мягкий массаж животика по часовой стрелке, «велосипед» ножками, "
+        "подержите малыша вертикально.",
+        "burping": "Помогите срыгнуть: подержите малыша вертикально «столбиком» "
+        "и мягко похлопайте по спинке.",
+        "scared": "Возьмите на руки и успокойте: говорите тихо, уберите резкие звуки.",
+    },
+    "en": {
+        "hungry": "Offer a feed: the breast or a bottle; think of when the last feed was.",
+        "tired": "Calm the baby and dim the lights and sounds, rock gently, put the baby down to sleep.",
+        "discomfort": "Check the nappy, the temperature (feel the neck or back) and the clothes.",
+        "belly_pain": "A gentle clockwise tummy massage, 'bicycle' legs, hold the baby upright.",
+        "burping": "Help the baby burp: hold them upright against your shoulder and gently pat the back.",
+        "scared": "Pick the baby up and soothe them: speak softly, remove sudden noises.",
     },
 }
 
 RECORD_AGAIN: dict[Language, str] = {
     "ru": "Запишите ещё раз в тихой комнате: 5–30 секунд, телефон в 20–50 см от малыша.",
     "en": "Please record again in a quiet room: 5–30 seconds, phone 20–50 cm from the baby.",
+}
+
+# How to record again, for each reason a recording could not be judged; other reasons get RECORD_AGAIN.
+RECORD_HOW: dict[Language, dict[str, str]] = {
+    "ru": {
+        "too_short": "Запишите 5–30 секунд, пока малыш плачет: удерживайте кнопку микрофона "
+        "или сдвиньте её вверх, чтобы записывать без рук. Телефон в 20–50 см от малыша.",
+        "too_quiet": "Поднесите телефон ближе, на 20–50 см от малыша, и не закрывайте микрофон пальцем. "
+        "Запишите 5–30 секунд.",
+        "clipped": "Держите телефон в 30–50 см от малыша, не у самого лица, и запишите 5–30 секунд.",
+        "not_a_cry": "Запишите, когда малыш плачет: 5–30 секунд, телефон в 20–50 см, "
+        "без телевизора, музыки и разговоров рядом.",
+    },
+    "en": {
+        "too_short": "Record 5–30 seconds while the baby cries: hold the microphone button, or slide it up "
+        "to record hands-free. Phone 20–50 cm from the baby.",
+        "too_quiet": "Hold the phone closer, 20–50 cm from the baby, and keep your finger off the "
+        "microphone. Record 5–30 seconds.",
+        "clipped": "Hold the phone 30–50 cm from the baby, not right at the face, and record 5–30 seconds.",
+        "not_a_cry": "Record while the baby is crying: 5–30 seconds, phone 20–50 cm away, with no TV, "
+        "music or talking nearby.",
+    },
 }
 
 # Why a recording could not be analysed: the upload checks' codes and the classifier's quality reasons.
@@ -73,8 +127,8 @@ BAD_AUDIO_REASONS: dict[Language, dict[str, str]] = {
         "too_large": "Файл слишком большой.",
         "too_long": "Запись слишком длинная. Хватит 5–30 секунд.",
         "too_short": "Запись слишком короткая. Нужно хотя бы 5 секунд плача.",
-        "too_quiet": "Запись слишком тихая или беззвучная. Поднесите телефон ближе.",
-        "clipped": "Звук перегружен (искажения). Держите телефон чуть дальше, в 20–50 см.",
+        "too_quiet": "Запись слишком тихая или беззвучная.",
+        "clipped": "Звук перегружен (искажения): телефон был слишком близко или слишком громко.",
         "not_a_cry": "Похоже, на записи нет детского плача.",
     },
     "en": {
@@ -85,8 +139,8 @@ BAD_AUDIO_REASONS: dict[Language, dict[str, str]] = {
         "too_large": "The file is too large.",
         "too_long": "The recording is too long. 5–30 seconds is enough.",
         "too_short": "The recording is too short. At least 5 seconds of crying are needed.",
-        "too_quiet": "The recording is too quiet or silent. Hold the phone closer.",
-        "clipped": "The sound is overloaded (distorted). Hold the phone a little further away, 20–50 cm.",
+        "too_quiet": "The recording is too quiet or silent.",
+        "clipped": "The sound is overloaded (distorted): the phone was too close or too loud.",
         "not_a_cry": "It does not sound like a baby crying.",
     },
 }
@@ -99,29 +153,36 @@ LIMITS: dict[Language, str] = {
 HEADLINES: dict[Language, dict[str, str]] = {
     "ru": {
         "ok": "Скорее всего: {label} ({percent}).",
-        "not_sure": "Не могу уверенно назвать причину. Ближе всего: {label} ({percent}).",
+        "not_sure": "Не могу уверенно назвать причину по этой записи. Ближе всего две:",
         "not_a_cry": "Похоже, на записи нет детского плача, поэтому причину назвать не могу.",
         "bad_audio": "Не удалось разобрать запись.",
-        "other_reasons": "Другие варианты: {reasons}.",
+        "top_reasons": "Три самых вероятных причины:",
         "what_to_try": "Что обычно пробуют: {tip}",
+        "cry_likeness": "На плач запись похожа лишь на {percent}; что звучит вместо плача, я определить "
+        "не умею.",
+        "duration": "Длина записи: {seconds:.1f} с.",
+        "feedback": "Угадал? Ответьте кнопкой ниже: так бот станет точнее.",
     },
     "en": {
         "ok": "Most likely: {label} ({percent}).",
-        "not_sure": "I cannot tell the reason with confidence. Closest: {label} ({percent}).",
+        "not_sure": "I cannot tell the reason with confidence from this recording. The two closest:",
         "not_a_cry": "It does not sound like a baby crying, so I cannot name a reason.",
         "bad_audio": "I could not make out the recording.",
-        "other_reasons": "Other possibilities: {reasons}.",
+        "top_reasons": "The three most likely reasons:",
         "what_to_try": "What parents commonly try: {tip}",
+        "cry_likeness": "The recording sounds like crying only {percent}; I cannot tell what it is instead.",
+        "duration": "The recording is {seconds:.1f} s long.",
+        "feedback": "Did I get it right? Tap a button below: it helps the bot get better.",
     },
 }
 
 START: dict[Language, str] = {
     "ru": "Здравствуйте! Я Earshot. Пришлите голосовое сообщение с плачем малыша (5–30 секунд), "
     "и я подскажу самую вероятную причину и что обычно пробуют родители.\n/help — подробнее, "
-    "/privacy — что происходит с записью.",
+    "/privacy — что происходит с записью, /settings — передача записей для улучшения модели.",
     "en": "Hello! I am Earshot. Send a voice message of your baby crying (5–30 seconds) and I will tell you "
     "the most likely reason and what parents commonly try.\n/help for more, /privacy for what happens to "
-    "the recording.",
+    "the recording, /settings to donate recordings to improve the model.",
 }
 
 HELP: dict[Language, str] = {
@@ -131,35 +192,183 @@ HELP: dict[Language, str] = {
     "3. Через несколько секунд придёт ответ.\n\n"
     "Я различаю: голод, усталость, дискомфорт, боль в животике / колики, срыгивание. "
     "Испуг пока не распознаю: для него слишком мало проверенных записей. "
-    "Если не уверен, так и скажу.",
+    "Если не уверен, так и скажу.\n\n"
+    "Не больше {rate_limit} записей за {rate_window} мин.\n"
+    "/settings — передача записей для улучшения модели (выключена, пока вы её не включите)\n"
+    "/my_data — что о вас хранится\n"
+    "/delete_my_data — удалить всё о вас",
     "en": "How to use it:\n"
     "1. Record a voice message while your baby cries: 5–30 seconds, somewhere quiet, phone 20–50 cm away.\n"
     "2. Send it here (an audio file or a video message works too).\n"
     "3. The answer arrives within seconds.\n\n"
     "I tell apart: hunger, tiredness, discomfort, tummy ache / colic, needing to burp. "
     "Fright is not supported yet: there are too few checked recordings of it. "
-    "When I am not sure, I say so.",
+    "When I am not sure, I say so.\n\n"
+    "At most {rate_limit} recordings per {rate_window} min.\n"
+    "/settings to donate recordings to improve the model (off until you turn it on)\n"
+    "/my_data for what is kept about you\n"
+    "/delete_my_data to delete everything about you",
 }
 
 PRIVACY: dict[Language, str] = {
-    "ru": "Конфиденциальность: запись используется только для ответа и не сохраняется. "
-    "Мы храним лишь результат анализа (причину и вероятности) и номер сообщения, чтобы не ответить дважды. "
+    "ru": "Конфиденциальность: запись используется только для ответа и не сохраняется, если вы сами не "
+    "включили передачу записей в /settings (тогда она хранится {donation_days} дн.). "
+    "Мы храним результат анализа (причину и вероятности), вашу оценку ответа, если вы её дали, и номер "
+    "сообщения, чтобы не ответить дважды. "
     "Если обработка сорвалась, запись ждёт в очереди ошибок не дольше {retention_days} дн. "
-    "и затем удаляется.",
-    "en": "Privacy: the recording is used only to answer you and is not stored. We keep only the result "
-    "(the reason and its probabilities) and the message number, so that we never answer twice. "
-    "If processing fails, the recording waits in an error queue for at most {retention_days} days "
-    "and is then deleted.",
+    "и затем удаляется. /my_data — что хранится, /delete_my_data — удалить всё.",
+    "en": "Privacy: the recording is used only to answer you and is not stored, unless you turned on "
+    "donation in /settings (then it is kept for {donation_days} days). We keep the result (the reason and "
+    "its probabilities), your rating of the answer if you gave one, and the message number, so that we "
+    "never answer twice. If processing fails, the recording waits in an error queue for at most "
+    "{retention_days} days and is then deleted. /my_data shows what is kept, /delete_my_data deletes it.",
 }
 
 ACCEPTED: dict[Language, str] = {
-    "ru": "Слушаю запись…",
-    "en": "Listening to the recording…",
+    "ru": "Слушаю…",
+    "en": "Listening…",
+}
+
+BACKLOG: dict[Language, dict[str, str]] = {
+    "ru": {
+        "estimate": "Сейчас много записей: передо мной в очереди ещё {waiting}. Ответ примерно через {wait}.",
+        "unknown": "Сейчас в очереди ещё {waiting} зап.; сколько ждать, пока оценить не могу. "
+        "Ответ придёт сюда, как только запись обработается.",
+        "seconds": "{n} с",
+        "minutes": "{n} мин",
+    },
+    "en": {
+        "estimate": "It is busy right now: {waiting} recording(s) are ahead of yours. "
+        "The answer should come in about {wait}.",
+        "unknown": "{waiting} recording(s) are ahead of yours and I cannot estimate the wait yet. "
+        "The answer comes here as soon as the recording is processed.",
+        "seconds": "{n} s",
+        "minutes": "{n} min",
+    },
+}
+
+FAILED: dict[Language, str] = {
+    "ru": "Не получилось обработать запись: у нас сбой, и повторные попытки не помогли. Это наша ошибка, "
+    "не ваша. Пришлите запись ещё раз через пару минут.",
+    "en": "I could not process the recording: something failed on our side and retrying did not help. "
+    "It is our fault, not yours. Please send the recording again in a couple of minutes.",
+}
+
+NOT_TAKEN: dict[Language, str] = {
+    "ru": "Не получилось принять запись из-за сбоя у нас. Пришлите её, пожалуйста, ещё раз.",
+    "en": "I could not take the recording because of a fault on our side. Please send it again.",
+}
+
+RATE_LIMITED: dict[Language, str] = {
+    "ru": "Вы прислали {limit} записей за {window} мин: это предел, чтобы бот успевал отвечать всем. "
+    "Следующую запись я смогу послушать через {wait}. Если малыш вас тревожит, не ждите: "
+    "обратитесь к врачу.",
+    "en": "You have sent {limit} recordings in {window} min: that is the limit, so the bot can answer "
+    "everyone. I can listen to the next one in {wait}. If your baby worries you, do not wait: see a doctor.",
+}
+
+REPEAT: dict[Language, str] = {
+    "ru": "Эту запись вы уже присылали, ответ на неё выше. Чтобы проверить ещё раз, "
+    "запишите новое голосовое сообщение.",
+    "en": "You have already sent this recording; its answer is above. To check again, record a new voice "
+    "message.",
 }
 
 SEND_AUDIO: dict[Language, str] = {
     "ru": "Пришлите, пожалуйста, голосовое сообщение с плачем малыша. /help — подробнее.",
     "en": "Please send a voice message of your baby crying. /help for more.",
+}
+
+FEEDBACK_BUTTONS: dict[Language, dict[str, str]] = {
+    "ru": {"right": "👍 Угадал", "wrong": "👎 Не угадал", "ask": "❓ Что было на самом деле?"},
+    "en": {"right": "👍 Right", "wrong": "👎 Wrong", "ask": "❓ What was it really?"},
+}
+
+FEEDBACK_THANKS: dict[Language, dict[str, str]] = {
+    "ru": {
+        "saved": "Спасибо, учту!",
+        "choose": "Выберите, что было на самом деле.",
+        "gone": "Этого ответа больше нет: данные удалены.",
+    },
+    "en": {
+        "saved": "Thank you, noted!",
+        "choose": "Choose what it really was.",
+        "gone": "This answer no longer exists: the data was deleted.",
+    },
+}
+
+SETTINGS: dict[Language, str] = {
+    "ru": "Передача записей для улучшения модели: {state}.\n\n"
+    "Если включить, мы будем хранить звук ваших следующих голосовых сообщений вместе с ответом бота и "
+    "вашей оценкой.\n"
+    "Зачем: чтобы проверять и дообучать модель на настоящих записях, и ответы становились точнее.\n"
+    "Как долго: {days} дн. с момента записи, затем запись удаляется автоматически.\n"
+    "Выключить можно здесь в любой момент: уже сохранённые записи тогда удалятся сразу. "
+    "/my_data — что хранится, /delete_my_data — удалить всё.",
+    "en": "Donating recordings to improve the model: {state}.\n\n"
+    "If you turn it on, we keep the sound of your next voice messages together with the bot's answer and "
+    "your rating.\n"
+    "Why: to check and retrain the model on real recordings, so the answers get more accurate.\n"
+    "How long: {days} days from the recording, then it is deleted automatically.\n"
+    "You can turn it off here at any time, and the recordings already kept are then deleted at once. "
+    "/my_data shows what is kept, /delete_my_data deletes everything.",
+}
+
+SETTINGS_WORDS: dict[Language, dict[str, str]] = {
+    "ru": {
+        "on": "включена",
+        "off": "выключена",
+        "turn_on": "Включить передачу записей",
+        "turn_off": "Выключить передачу записей",
+        "turned_on": "Спасибо! Передача записей включена.",
+        "turned_off": "Передача записей выключена. Удалено сохранённых записей: {deleted}.",
+    },
+    "en": {
+        "on": "on",
+        "off": "off",
+        "turn_on": "Turn donation on",
+        "turn_off": "Turn donation off",
+        "turned_on": "Thank you! Donation is on.",
+        "turned_off": "Donation is off. Kept recordings deleted: {deleted}.",
+    },
+}
+
+MY_DATA: dict[Language, dict[str, str]] = {
+    "ru": {
+        "title": "Что о вас хранится:",
+        "requests": "• присланных записей (номер сообщения, язык, время): {n}",
+        "first": "  первая — {date}",
+        "predictions": "• ответов бота (причина и вероятности): {n}",
+        "feedback": "• ваших оценок ответов: {n}",
+        "donations": "• сохранённых записей со звуком: {n} (передача {state}); каждая удаляется через "
+        "{days} дн.",
+        "oldest": "  ближайшее удаление — {date}",
+        "errors": "• отметок о сбоях обработки: {n}",
+        "none": "Ничего: мы о вас ничего не храним.",
+        "footer": "Без передачи записей сам звук не хранится. /delete_my_data — удалить всё.",
+    },
+    "en": {
+        "title": "What is kept about you:",
+        "requests": "• recordings you sent (message number, language, time): {n}",
+        "first": "  the first on {date}",
+        "predictions": "• the bot's answers (reason and probabilities): {n}",
+        "feedback": "• your ratings of answers: {n}",
+        "donations": "• kept recordings with sound: {n} (donation {state}); "
+        "each is deleted after {days} days",
+        "oldest": "  next deletion on {date}",
+        "errors": "• notes of failed processing: {n}",
+        "none": "Nothing: we keep nothing about you.",
+        "footer": "Without donation the sound itself is not kept. /delete_my_data deletes everything.",
+    },
+}
+
+DELETED: dict[Language, str] = {
+    "ru": "Готово, всё удалено: записей — {requests}, ответов — {predictions}, оценок — {feedback}, "
+    "сохранённых записей со звуком — {donations}, отметок о сбоях — {errors}. Передача записей выключена. "
+    "Новые записи можно присылать как обычно.",
+    "en": "Done, everything is deleted: recordings {requests}, answers {predictions}, ratings {feedback}, "
+    "kept recordings with sound {donations}, notes of failures {errors}. Donation is off. You can send new "
+    "recordings as usual.",
 }
 
 
@@ -170,34 +379,81 @@ def language_for(language_code: str | None) -> Language:
     return "ru"
 
 
+def ranked_reasons(result: CryResult) -> list[tuple[str, float]]:
+    """The model's reasons, most likely first."""
+    return sorted(result.probabilities.items(), key=lambda item: item[1], reverse=True)
+
+
+def asks_for_feedback(result: CryResult) -> bool:
+    """Answers that name a reason carry the feedback buttons; the others have nothing to rate."""
+    return result.status in ("ok", "not_sure") and bool(result.probabilities)
+
+
 def render_result(result: CryResult) -> str:
     """The reply to a parent for one analysed recording, in the language the request came with."""
     language = result.language
     headlines = HEADLINES[language]
-    ranked = sorted(result.probabilities.items(), key=lambda item: item[1], reverse=True)
-    if result.status in ("ok", "not_sure") and ranked:
+    ranked = ranked_reasons(result)
+    if result.status == "ok" and ranked:
         top_label, top_probability = ranked[0]
-        headline = headlines[result.status]
-        lines = [headline.format(label=label_name(top_label, language), percent=percent(top_probability))]
-        others = ranked[1:TOP_REASONS]
-        if others:
-            reasons = ", ".join(f"{label_name(label, language)} {percent(p)}" for label, p in others)
-            lines.append(headlines["other_reasons"].format(reasons=reasons))
-        tip = WHAT_PARENTS_TRY[language].get(top_label)
-        if tip and result.status == "ok":
+        lines = [
+            headlines["ok"].format(label=label_name(top_label, language), percent=percent(top_probability))
+        ]
+        if explanation := EXPLANATIONS[language].get(top_label):
+            lines.append(explanation)
+        if tip := WHAT_PARENTS_TRY[language].get(top_label):
             lines.append(headlines["what_to_try"].format(tip=tip))
-        if result.status == "not_sure":
-            lines.append(RECORD_AGAIN[language])
-    elif result.status == "not_a_cry":
-        lines = [headlines["not_a_cry"], RECORD_AGAIN[language]]
+        lines += ["", headlines["top_reasons"], *reason_bars(ranked[:TOP_REASONS], language)]
+    elif result.status == "not_sure" and ranked:
+        lines = [
+            headlines["not_sure"],
+            *reason_bars(ranked[:NOT_SURE_REASONS], language),
+            RECORD_AGAIN[language],
+        ]
     else:
-        reason = result.quality.get("reason")
-        lines = [headlines["bad_audio"]]
-        if isinstance(reason, str) and reason in BAD_AUDIO_REASONS[language]:
-            lines.append(BAD_AUDIO_REASONS[language][reason])
-        lines.append(RECORD_AGAIN[language])
+        lines = _unjudged_lines(result)
+    if asks_for_feedback(result):
+        lines.append(headlines["feedback"])
     lines.append(DISCLAIMER[language])
     return "\n".join(lines)
+
+
+def _unjudged_lines(result: CryResult) -> list[str]:
+    """Not a cry, or sound that cannot be judged: what we heard, and how to record again."""
+    language = result.language
+    headlines = HEADLINES[language]
+    reason = result.quality.get("reason")
+    reason = reason if isinstance(reason, str) else None
+    if result.status == "not_a_cry":
+        lines = [headlines["not_a_cry"]]
+        cry_probability = result.quality.get("cry_probability")
+        if isinstance(cry_probability, int | float):
+            lines.append(headlines["cry_likeness"].format(percent=percent(cry_probability)))
+        reason = "not_a_cry"
+    else:
+        lines = [headlines["bad_audio"]]
+        if reason in BAD_AUDIO_REASONS[language]:
+            lines.append(BAD_AUDIO_REASONS[language][reason])
+        duration_s = result.quality.get("duration_s")
+        if reason == "too_short" and isinstance(duration_s, int | float):
+            lines.append(headlines["duration"].format(seconds=duration_s))
+    lines.append(RECORD_HOW[language].get(reason or "", RECORD_AGAIN[language]))
+    return lines
+
+
+def reason_bars(ranked: list[tuple[str, float]], language: Language) -> list[str]:
+    """One line per reason: a ten-cell text bar, the percentage, the reason's name."""
+    return [f"{bar(p)} {percent(p):>4} {label_name(label, language)}" for label, p in ranked]
+
+
+def bar(probability: float) -> str:
+    filled = min(BAR_CELLS, max(0, round(probability * BAR_CELLS)))
+    return "█" * filled + "░" * (BAR_CELLS - filled)
+
+
+def render_failure(language: Language) -> str:
+    """The honest answer when a worker gave up on a recording."""
+    return FAILED[language] + "\n" + DISCLAIMER[language]
 
 
 def render_rejection(code: AudioErrorCode, language: Language, limits: AudioLimits) -> str:
@@ -209,17 +465,79 @@ def render_rejection(code: AudioErrorCode, language: Language, limits: AudioLimi
     return "\n".join(lines)
 
 
-def render_help(language: Language, limits: AudioLimits) -> str:
+def render_listening(language: Language, waiting: int, wait_s: float | None, show_backlog: bool) -> str:
+    """ "Слушаю…", with an honest estimate of the wait when the queue is backed up."""
+    if not show_backlog:
+        return ACCEPTED[language]
+    words = BACKLOG[language]
+    if wait_s is None:
+        line = words["unknown"].format(waiting=waiting)
+    else:
+        line = words["estimate"].format(waiting=waiting, wait=duration_words(wait_s, language))
+    return ACCEPTED[language] + "\n" + line
+
+
+def duration_words(seconds: float, language: Language) -> str:
+    """A wait in words: seconds under a minute and a half, else whole minutes, always rounded up."""
+    words = BACKLOG[language]
+    if seconds < 90:
+        return words["seconds"].format(n=max(1, math.ceil(seconds)))
+    return words["minutes"].format(n=math.ceil(seconds / 60))
+
+
+def render_rate_limited(language: Language, limit: int, window_s: float, retry_after_s: float) -> str:
+    return RATE_LIMITED[language].format(
+        limit=limit, window=round(window_s / 60), wait=duration_words(retry_after_s, language)
+    )
+
+
+def render_help(language: Language, limits: AudioLimits, rate_limit: int, rate_window_s: float) -> str:
     limits_line = LIMITS[language].format(max_mb=limits.max_bytes / 1e6, max_s=limits.max_duration_s)
-    return "\n".join([HELP[language], limits_line, "", DISCLAIMER[language]])
+    help_text = HELP[language].format(rate_limit=rate_limit, rate_window=round(rate_window_s / 60))
+    return "\n".join([help_text, limits_line, "", DISCLAIMER[language]])
 
 
 def render_start(language: Language) -> str:
     return START[language] + "\n\n" + DISCLAIMER[language]
 
 
-def render_privacy(language: Language) -> str:
-    return PRIVACY[language].format(retention_days=DEAD_LETTER_RETENTION_MS // (24 * 3600 * 1000))
+def render_privacy(language: Language, donation_days: int) -> str:
+    return PRIVACY[language].format(
+        retention_days=DEAD_LETTER_RETENTION_MS // (24 * 3600 * 1000), donation_days=donation_days
+    )
+
+
+def render_settings(language: Language, donates: bool, days: int) -> str:
+    state = SETTINGS_WORDS[language]["on" if donates else "off"]
+    return SETTINGS[language].format(state=state, days=days)
+
+
+def render_my_data(language: Language, data: ChatData, days: int) -> str:
+    """What the store holds about a chat, line by line."""
+    words = MY_DATA[language]
+    if not any((data.requests, data.predictions, data.feedback, data.donations, data.errors)):
+        return words["none"]
+    lines = [words["title"], words["requests"].format(n=data.requests)]
+    if data.first_request_at is not None:
+        lines.append(words["first"].format(date=data.first_request_at.date().isoformat()))
+    lines += [words["predictions"].format(n=data.predictions), words["feedback"].format(n=data.feedback)]
+    state = SETTINGS_WORDS[language]["on" if data.donates_audio else "off"]
+    lines.append(words["donations"].format(n=data.donations, state=state, days=days))
+    if data.oldest_donation_at is not None:
+        next_deletion = data.oldest_donation_at + timedelta(days=days)
+        lines.append(words["oldest"].format(date=next_deletion.date().isoformat()))
+    lines += [words["errors"].format(n=data.errors), "", words["footer"]]
+    return "\n".join(lines)
+
+
+def render_deleted(language: Language, deleted: ChatData) -> str:
+    return DELETED[language].format(
+        requests=deleted.requests,
+        predictions=deleted.predictions,
+        feedback=deleted.feedback,
+        donations=deleted.donations,
+        errors=deleted.errors,
+    )
 
 
 def label_name(label: str, language: Language) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common.amqp import Consumer, Publisher, connect, declare_topology, shutdown_event
 from services.common.topology import GATEWAY_REPLIES_QUEUE
 from services.gateway.asgi_server import BackgroundServer
+from services.gateway.backlog import BacklogMeter
 from services.gateway.bot import build_bot, build_dispatcher
 from services.gateway.http import GatewayHttp, TelegramWebhook, create_app
 from services.gateway.jobs import JobSubmitter
@@ -69,10 +70,14 @@ class UpdatesInFlight(BaseMiddleware):
 class TelegramSide:
     """The bot's half of the gateway: polling or webhook, and the replies consumer."""
 
-    def __init__(self, settings: GatewaySettings, submitter: JobSubmitter, engine: AsyncEngine) -> None:
+    def __init__(
+        self, settings: GatewaySettings, submitter: JobSubmitter, engine: AsyncEngine, backlog: BacklogMeter
+    ) -> None:
         self.settings = settings
         self.bot: Bot = build_bot(settings)
-        self.dispatcher: Dispatcher = build_dispatcher(submitter, settings)
+        self.dispatcher: Dispatcher = build_dispatcher(
+            submitter, settings, make_session_factory(engine), backlog
+        )
         self.in_flight = UpdatesInFlight()
         self.dispatcher.update.outer_middleware(self.in_flight)
         self.reply_sender = ReplySender(self.bot, engine)
@@ -148,7 +153,8 @@ async def serve(settings: GatewaySettings, stop: asyncio.Event | None = None) ->
 
         streams = StreamService.start(settings)
         resources.callback(streams.close)
-        telegram = TelegramSide(settings, submitter, engine) if settings.telegram_token else None
+        backlog = BacklogMeter(connection, make_session_factory(engine), settings.backlog_rate_window_s)
+        telegram = TelegramSide(settings, submitter, engine, backlog) if settings.telegram_token else None
         if telegram is not None:
             resources.push_async_callback(telegram.stop)
         http_app = create_app(

@@ -6,9 +6,10 @@ from typing import Literal
 
 from services.common.audio import AudioLimits
 from services.common.settings import BrokerSettings, DatabaseSettings
+from services.store.settings import DonationSettings
 
 
-class GatewaySettings(BrokerSettings, DatabaseSettings):
+class GatewaySettings(BrokerSettings, DatabaseSettings, DonationSettings):
     """Everything the gateway needs: where the broker and database are, Telegram, HTTP and upload limits."""
 
     # Telegram. Without a token the gateway serves HTTP only.
@@ -49,6 +50,20 @@ class GatewaySettings(BrokerSettings, DatabaseSettings):
     stream_lookahead_ms: float = 200.0
     # Audio gathered before the model runs again for a stream (each run costs about the same).
     stream_scan_hop_ms: float = 40.0
+
+    # Fair use, per chat and counted in PostgreSQL (so it holds across gateway replicas): at most
+    # rate_limit_recordings recordings per rate_limit_window_s. The same file forwarded again within the
+    # window gets no job either. A throttled notice (rate limit, "send audio") goes out once per
+    # notice_interval_s, so a flood of updates gets one answer, not one each.
+    rate_limit_recordings: int = 10
+    rate_limit_window_s: float = 600.0
+    notice_interval_s: float = 60.0
+
+    # Queue backed up: when the estimated wait for a new recording exceeds this, "Слушаю…" says so.
+    # The estimate is the ready jobs in cry.classify over the rate the store wrote cry results in the last
+    # backlog_rate_window_s.
+    backlog_notice_s: float = 30.0
+    backlog_rate_window_s: float = 300.0
 
     @property
     def voice_limits(self) -> AudioLimits:

@@ -1,9 +1,10 @@
 """A local stand-in for the Telegram Bot API, for the demo and the bot tests.
 
 It implements only what the bot uses (getMe, getUpdates with long polling, getFile and file download,
-sendMessage, editMessageText, sendChatAction, setWebhook, deleteWebhook) over real HTTP, so aiogram talks to
-it exactly as to Telegram once ``EARSHOT_TELEGRAM_API_BASE`` points here (aiogram's ``TelegramAPIServer``).
-The Python side queues updates as a user would send them and reads what the bot sent back.
+sendMessage, editMessageText, editMessageReplyMarkup, answerCallbackQuery, sendChatAction, setWebhook,
+deleteWebhook) over real HTTP, so aiogram talks to it exactly as to Telegram once
+``EARSHOT_TELEGRAM_API_BASE`` points here (aiogram's ``TelegramAPIServer``). The Python side queues updates
+as a user would send them (messages, forwards, button taps) and reads what the bot sent back.
 """
 
 from __future__ import annotations
@@ -41,6 +42,22 @@ class SentMessage:
     reply_to_message_id: int | None
     params: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def keyboard(self) -> list[list[dict[str, Any]]]:
+        """The inline keyboard sent with the message (rows of buttons), empty when there is none."""
+        markup = self.params.get("reply_markup")
+        if not markup:
+            return []
+        return (json.loads(markup) if isinstance(markup, str) else markup).get("inline_keyboard", [])
+
+    def button(self, text_contains: str) -> dict[str, Any]:
+        """The first button whose text contains ``text_contains``."""
+        for row in self.keyboard:
+            for button in row:
+                if text_contains in button["text"]:
+                    return button
+        raise KeyError(f"no button with {text_contains!r} in {self.keyboard}")
+
 
 class TelegramStandIn:
     """Holds pending updates, uploaded files and the bot's messages; ``app`` serves them as the Bot API."""
@@ -52,13 +69,16 @@ class TelegramStandIn:
         self.sent: list[SentMessage] = []
         self.chat_actions: list[tuple[int, str]] = []
         self.downloads: list[str] = []
-        # Faults a test can inject: chats that blocked the bot (403), sendMessage calls to fail with a 500.
+        self.callback_answers: list[dict[str, Any]] = []
+        # Faults a test can inject: chats that blocked the bot (403), sendMessage / editMessageText calls to
+        # fail with a 500.
         self.blocked_chats: set[int] = set()
         self.failing_sends = 0
         self.webhook: dict[str, Any] | None = None
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(500000)
         self._file_ids = itertools.count(1)
+        self._callback_ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._server: BackgroundServer | None = None
         self.app = self._build_app()
@@ -84,12 +104,13 @@ class TelegramStandIn:
         language_code: str = "ru",
         mime_type: str = "audio/ogg",
         declared_size: int | None = None,
+        file_unique_id: str | None = None,
     ) -> dict[str, Any]:
         """A Bot API ``Message`` carrying ``data`` as a voice note, audio, document or video note."""
         stored = self.add_file(data)
         media: dict[str, Any] = {
             "file_id": stored.file_id,
-            "file_unique_id": f"unique-{stored.file_id}",
+            "file_unique_id": file_unique_id or f"unique-{stored.file_id}",
             "file_size": len(data) if declared_size is None else declared_size,
         }
         if kind in ("voice", "audio", "video_note"):
@@ -117,9 +138,52 @@ class TelegramStandIn:
                 message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
         return message
 
+    @staticmethod
+    def forwarded(message: dict[str, Any], message_id: int) -> dict[str, Any]:
+        """The same message forwarded back into the chat: a new message id, the same file."""
+        origin = {"type": "user", "date": message["date"], "sender_user": message["from"]}
+        return message | {"message_id": message_id, "date": int(time.time()), "forward_origin": origin}
+
     async def deliver(self, message: dict[str, Any]) -> dict[str, Any]:
         """Queue an update carrying ``message`` for the next getUpdates; returns the update."""
-        update = {"update_id": next(self._update_ids), "message": message}
+        return await self._queue_update({"message": message})
+
+    async def tap(
+        self, sent: SentMessage, callback_data: str, *, language_code: str = "ru"
+    ) -> dict[str, Any]:
+        """The user taps an inline button (its ``callback_data``) under the bot's message ``sent``."""
+        user = {"id": sent.chat_id, "is_bot": False, "first_name": "Parent", "language_code": language_code}
+        query = {
+            "id": f"standin-callback-{next(self._callback_ids)}",
+            "from": user,
+            "chat_instance": f"instance-{sent.chat_id}",
+            "data": callback_data,
+            "message": {
+                "message_id": sent.message_id,
+                "date": int(time.time()),
+                "chat": {"id": sent.chat_id, "type": "private", "first_name": "Parent"},
+                "from": BOT_USER,
+                "text": sent.text,
+            },
+        }
+        return await self._queue_update({"callback_query": query})
+
+    def current_text(self, chat_id: int, message_id: int) -> str:
+        """What the bot's message reads now, after its edits."""
+        texts = [
+            m.text
+            for m in self.sent
+            if m.chat_id == chat_id and m.message_id == message_id and m.method != "editMessageReplyMarkup"
+        ]
+        return texts[-1]
+
+    async def wait_for(self, condition, timeout: float = 30.0) -> None:
+        """Wait until ``condition()`` holds (checked whenever the bot calls the stand-in)."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(condition), timeout)
+
+    async def _queue_update(self, body: dict[str, Any]) -> dict[str, Any]:
+        update = {"update_id": next(self._update_ids), **body}
         async with self._changed:
             self.pending_updates.append(update)
             self._changed.notify_all()
@@ -159,7 +223,7 @@ class TelegramStandIn:
             if handler is None:
                 return _error(404, f"Not Found: method {method} is not implemented by the stand-in")
             params = await _read_params(request)
-            if method.lower() == "sendmessage":
+            if method.lower() in ("sendmessage", "editmessagetext"):
                 if int(params["chat_id"]) in self.blocked_chats:
                     return _error(403, "Forbidden: bot was blocked by the user")
                 if self.failing_sends > 0:
@@ -186,6 +250,8 @@ class TelegramStandIn:
             "getfile": self._get_file,
             "sendmessage": self._send_message,
             "editmessagetext": self._edit_message_text,
+            "editmessagereplymarkup": self._edit_message_reply_markup,
+            "answercallbackquery": self._answer_callback_query,
             "sendchataction": self._send_chat_action,
             "setwebhook": self._set_webhook,
             "deletewebhook": self._delete_webhook,
@@ -244,6 +310,24 @@ class TelegramStandIn:
             params=params,
         )
         return await self._record(sent)
+
+    async def _edit_message_reply_markup(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, message_id = int(params["chat_id"]), int(params["message_id"])
+        sent = SentMessage(
+            method="editMessageReplyMarkup",
+            chat_id=chat_id,
+            text=self.current_text(chat_id, message_id),
+            message_id=message_id,
+            reply_to_message_id=None,
+            params=params,
+        )
+        return await self._record(sent)
+
+    async def _answer_callback_query(self, params: dict[str, Any]) -> bool:
+        async with self._changed:
+            self.callback_answers.append(params)
+            self._changed.notify_all()
+        return True
 
     async def _record(self, sent: SentMessage) -> dict[str, Any]:
         async with self._changed:

@@ -8,6 +8,16 @@
 - ``tracks``: one row per playback track a client posted, claimed by the gateway on its sha256.
 - ``kws_results``: the spotter's answer, one per track (``done`` with intervals, or ``rejected``, why).
 - ``errors``: jobs a worker gave up on (after its retries, or poison), one per job.
+
+The bot's tables (a chat is the user: the bot answers private chats):
+
+- ``feedback``: a parent's verdict on one answer («угадал» / «не угадал» / what it really was); one row per
+  request, the last answer wins.
+- ``chat_settings``: what a chat chose in ``/settings``; audio donation is off unless a row says on.
+- ``donations``: the audio of a voice note, only from chats that opted in, deleted after the retention period
+  (``python -m services.store purge-donations``, also run hourly by the store) or with ``/delete_my_data``.
+- ``chat_notices``: when the bot last sent a chat a throttled notice (rate limit, "send audio"), so a flood of
+  updates gets one answer, not one each, across gateway replicas.
 """
 
 from __future__ import annotations
@@ -16,10 +26,13 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -49,7 +62,10 @@ class ApiKey(Base):
 
 class CryRequest(Base):
     __tablename__ = "requests"
-    __table_args__ = (UniqueConstraint("chat_id", "message_id", name="uq_requests_chat_message"),)
+    __table_args__ = (
+        UniqueConstraint("chat_id", "message_id", name="uq_requests_chat_message"),
+        Index("ix_requests_chat_created", "chat_id", "created_at"),
+    )
 
     request_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -58,6 +74,10 @@ class CryRequest(Base):
     created_at: Mapped[datetime] = created_at_column()
     reply_published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reply_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The bot's "Слушаю…" message, edited into the answer by whichever gateway replica sends it.
+    ack_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Telegram's id of the file's content: the same for every forward of one recording.
+    file_unique_id: Mapped[str | None] = mapped_column(String(128))
 
 
 class Prediction(Base):
@@ -114,3 +134,44 @@ class JobError(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False)
     failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     stored_at: Mapped[datetime] = created_at_column()
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+
+    request_id: Mapped[str] = mapped_column(
+        String(200), ForeignKey("requests.request_id", ondelete="CASCADE"), primary_key=True
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    # "right" or "wrong"; reported_label is what the parent says it really was, when they said.
+    verdict: Mapped[str] = mapped_column(String(16), nullable=False)
+    reported_label: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()
+
+
+class ChatSettings(Base):
+    __tablename__ = "chat_settings"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    donate_audio: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    updated_at: Mapped[datetime] = created_at_column()
+
+
+class Donation(Base):
+    __tablename__ = "donations"
+
+    request_id: Mapped[str] = mapped_column(
+        String(200), ForeignKey("requests.request_id", ondelete="CASCADE"), primary_key=True
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    audio: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+
+
+class ChatNotice(Base):
+    __tablename__ = "chat_notices"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -5,7 +5,8 @@ is written with ``INSERT … ON CONFLICT DO NOTHING``, so a redelivered message 
 update changes nothing. Functions that write commit their own transaction and return True only when they
 inserted (or updated) a row, which is how callers tell "first time" from "seen before".
 
-The gateway calls the claim, API-key and reply functions; the store's consumer and HTTP API the rest.
+The gateway calls the claim, API-key, reply and bot functions (feedback, settings, donations, a chat's
+data); the store's consumer, HTTP API and CLI the rest.
 """
 
 from __future__ import annotations
@@ -15,15 +16,26 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.contracts import CryResult, JobFailed, KwsResult
-from services.store.models import ApiKey, CryRequest, JobError, KwsResultRow, Prediction, Track
+from services.store.models import (
+    ApiKey,
+    ChatNotice,
+    ChatSettings,
+    CryRequest,
+    Donation,
+    Feedback,
+    JobError,
+    KwsResultRow,
+    Prediction,
+    Track,
+)
 
 API_KEY_PREFIX = "ek_"
 
@@ -32,12 +44,23 @@ API_KEY_PREFIX = "ek_"
 
 
 async def claim_cry_request(
-    session: AsyncSession, request_id: str, chat_id: int, message_id: int, language: str
+    session: AsyncSession,
+    request_id: str,
+    chat_id: int,
+    message_id: int,
+    language: str,
+    file_unique_id: str | None = None,
 ) -> bool:
     """Record a voice note before its job is published; True only the first time for (chat_id, message_id)."""
     statement = (
         insert(CryRequest)
-        .values(request_id=request_id, chat_id=chat_id, message_id=message_id, language=language)
+        .values(
+            request_id=request_id,
+            chat_id=chat_id,
+            message_id=message_id,
+            language=language,
+            file_unique_id=file_unique_id,
+        )
         .on_conflict_do_nothing()
         .returning(CryRequest.request_id)
     )
@@ -96,6 +119,29 @@ async def mark_reply_sent(session: AsyncSession, request_id: str) -> bool:
         .returning(CryRequest.request_id)
     )
     return await _inserted(session, statement)
+
+
+async def ack_message_of(session: AsyncSession, request_id: str) -> int | None:
+    """The bot's "Слушаю…" message for a request, to edit into the answer; None if it has none."""
+    return await session.scalar(select(CryRequest.ack_message_id).where(CryRequest.request_id == request_id))
+
+
+async def publish_failure_reply_once(
+    session: AsyncSession, request_id: str, publish: Callable[[CryRequest], Awaitable[None]]
+) -> bool:
+    """Like ``publish_reply_once``, for a request whose job a worker gave up on (no prediction to send)."""
+    request = await session.scalar(
+        select(CryRequest)
+        .where(CryRequest.request_id == request_id, CryRequest.reply_published_at.is_(None))
+        .with_for_update()
+    )
+    if request is None:
+        await session.rollback()
+        return False
+    await publish(request)
+    request.reply_published_at = func.now()
+    await session.commit()
+    return True
 
 
 async def publish_reply_once(
@@ -297,6 +343,262 @@ async def request_summary(session: AsyncSession, request_id: str) -> dict | None
     if error is not None:
         summary["error"] = {"code": error.error_code, "message": error.error_message}
     return summary
+
+
+# --- the bot: fair use ----------------------------------------------------------------------------------
+
+
+async def lock_chat(session: AsyncSession, chat_id: int) -> None:
+    """Serialise one chat's recordings until the transaction ends, across every gateway replica.
+
+    Inside ``all_or_nothing`` the lock lasts until the claim commits or rolls back, so two recordings of a
+    chat arriving at once cannot both slip under the rate limit.
+    """
+    key = func.hashtextextended(f"earshot.chat:{chat_id}", 0)
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+@dataclass(frozen=True)
+class RecentRecordings:
+    """A chat's recordings since some moment: how many, and when the oldest of them arrived."""
+
+    count: int
+    oldest_at: datetime | None
+
+
+async def recent_recordings(session: AsyncSession, chat_id: int, since: datetime) -> RecentRecordings:
+    row = (
+        await session.execute(
+            select(func.count(), func.min(CryRequest.created_at)).where(
+                CryRequest.chat_id == chat_id, CryRequest.created_at >= since
+            )
+        )
+    ).one()
+    return RecentRecordings(count=row[0], oldest_at=row[1])
+
+
+async def request_exists(session: AsyncSession, chat_id: int, message_id: int) -> bool:
+    found = await session.scalar(
+        select(CryRequest.request_id).where(
+            CryRequest.chat_id == chat_id, CryRequest.message_id == message_id
+        )
+    )
+    return found is not None
+
+
+async def same_file_request(
+    session: AsyncSession, chat_id: int, file_unique_id: str, since: datetime
+) -> str | None:
+    """A request of this chat since ``since`` carrying the same Telegram file (a forward of it), if any."""
+    return await session.scalar(
+        select(CryRequest.request_id)
+        .where(
+            CryRequest.chat_id == chat_id,
+            CryRequest.file_unique_id == file_unique_id,
+            CryRequest.created_at >= since,
+        )
+        .limit(1)
+    )
+
+
+async def note_ack_message(session: AsyncSession, request_id: str, ack_message_id: int) -> None:
+    """Remember the "Слушаю…" message, so any gateway replica can edit it into the answer later."""
+    await session.execute(
+        update(CryRequest).where(CryRequest.request_id == request_id).values(ack_message_id=ack_message_id)
+    )
+    await session.commit()
+
+
+async def claim_notice(session: AsyncSession, chat_id: int, kind: str, min_interval_s: float) -> bool:
+    """True when the chat may get notice ``kind`` now: at most one per ``min_interval_s``, across replicas."""
+    statement = (
+        insert(ChatNotice)
+        .values(chat_id=chat_id, kind=kind, sent_at=func.now())
+        .on_conflict_do_update(
+            index_elements=[ChatNotice.chat_id, ChatNotice.kind],
+            set_={"sent_at": func.now()},
+            where=ChatNotice.sent_at < func.now() - timedelta(seconds=min_interval_s),
+        )
+        .returning(ChatNotice.chat_id)
+    )
+    return await _inserted(session, statement)
+
+
+@dataclass(frozen=True)
+class RecentResults:
+    """How many cry results the store wrote since some moment, and when the first of them was written."""
+
+    count: int
+    first_at: datetime | None
+
+
+async def recent_cry_results(session: AsyncSession, since: datetime) -> RecentResults:
+    row = (
+        await session.execute(
+            select(func.count(), func.min(Prediction.stored_at)).where(Prediction.stored_at >= since)
+        )
+    ).one()
+    return RecentResults(count=row[0], first_at=row[1])
+
+
+# --- the bot: feedback ----------------------------------------------------------------------------------
+
+
+async def prediction_of(session: AsyncSession, request_id: str) -> Prediction | None:
+    return await session.get(Prediction, request_id)
+
+
+async def record_feedback(
+    session: AsyncSession, request_id: str, chat_id: int, verdict: str, reported_label: str | None
+) -> bool:
+    """Store a parent's verdict on an answer; the last one wins. False if the request has no answer (now).
+
+    The key is the request, so a double tap or a change of mind updates one row instead of adding one.
+    """
+    if await session.get(Prediction, request_id) is None:
+        return False
+    statement = (
+        insert(Feedback)
+        .values(request_id=request_id, chat_id=chat_id, verdict=verdict, reported_label=reported_label)
+        .on_conflict_do_update(
+            index_elements=[Feedback.request_id],
+            set_={"verdict": verdict, "reported_label": reported_label, "updated_at": func.now()},
+        )
+        .returning(Feedback.request_id)
+    )
+    return await _inserted(session, statement)
+
+
+@dataclass(frozen=True)
+class RatedAnswer:
+    """One answer a parent rated: what the model said, and what the parent said."""
+
+    predicted_label: str | None
+    status: str
+    verdict: str
+    reported_label: str | None
+
+
+async def rated_answers(session: AsyncSession) -> list[RatedAnswer]:
+    rows = await session.execute(
+        select(Prediction.label, Prediction.status, Feedback.verdict, Feedback.reported_label).join(
+            Feedback, Feedback.request_id == Prediction.request_id
+        )
+    )
+    return [RatedAnswer(*row) for row in rows]
+
+
+# --- the bot: audio donation ----------------------------------------------------------------------------
+
+
+async def donates_audio(session: AsyncSession, chat_id: int) -> bool:
+    """Off unless the chat turned it on in /settings."""
+    return bool(
+        await session.scalar(select(ChatSettings.donate_audio).where(ChatSettings.chat_id == chat_id))
+    )
+
+
+async def set_donation(session: AsyncSession, chat_id: int, donate: bool) -> int:
+    """Turn donation on or off; off also deletes what was donated. Returns how many were deleted."""
+    await session.execute(
+        insert(ChatSettings)
+        .values(chat_id=chat_id, donate_audio=donate)
+        .on_conflict_do_update(
+            index_elements=[ChatSettings.chat_id], set_={"donate_audio": donate, "updated_at": func.now()}
+        )
+    )
+    deleted = 0
+    if not donate:
+        deleted = (await session.execute(delete(Donation).where(Donation.chat_id == chat_id))).rowcount
+    await session.commit()
+    return deleted
+
+
+async def store_donation(
+    session: AsyncSession, request_id: str, chat_id: int, audio: bytes, donated_at: datetime
+) -> bool:
+    """Keep the audio of an opted-in chat's recording; written once per request."""
+    statement = (
+        insert(Donation)
+        .values(request_id=request_id, chat_id=chat_id, audio=audio, created_at=donated_at)
+        .on_conflict_do_nothing()
+        .returning(Donation.request_id)
+    )
+    return await _inserted(session, statement)
+
+
+async def purge_donations(session: AsyncSession, older_than: datetime) -> int:
+    """Delete donated audio kept since before ``older_than``; how many recordings were deleted."""
+    deleted = (await session.execute(delete(Donation).where(Donation.created_at < older_than))).rowcount
+    await session.commit()
+    return deleted
+
+
+# --- the bot: a chat's data -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChatData:
+    """What the store holds about one chat, for /my_data and the /delete_my_data confirmation."""
+
+    requests: int
+    predictions: int
+    feedback: int
+    donations: int
+    errors: int
+    first_request_at: datetime | None = None
+    oldest_donation_at: datetime | None = None
+    donates_audio: bool = False
+
+
+def _chat_errors(chat_id: int):
+    """The errors rows about a chat's recordings, keyed by request id ``tg:<chat_id>:<message_id>``."""
+    return JobError.key.startswith(f"tg:{chat_id}:", autoescape=True)
+
+
+async def chat_data(session: AsyncSession, chat_id: int) -> ChatData:
+    requests = (
+        await session.execute(
+            select(func.count(), func.min(CryRequest.created_at)).where(CryRequest.chat_id == chat_id)
+        )
+    ).one()
+    donations = (
+        await session.execute(
+            select(func.count(), func.min(Donation.created_at)).where(Donation.chat_id == chat_id)
+        )
+    ).one()
+    predictions = await session.scalar(
+        select(func.count())
+        .select_from(Prediction)
+        .join(CryRequest, CryRequest.request_id == Prediction.request_id)
+        .where(CryRequest.chat_id == chat_id)
+    )
+    return ChatData(
+        requests=requests[0],
+        predictions=predictions or 0,
+        feedback=await session.scalar(select(func.count()).where(Feedback.chat_id == chat_id)) or 0,
+        donations=donations[0],
+        errors=await session.scalar(select(func.count()).where(_chat_errors(chat_id))) or 0,
+        first_request_at=requests[1],
+        oldest_donation_at=donations[1],
+        donates_audio=await donates_audio(session, chat_id),
+    )
+
+
+async def delete_chat_data(session: AsyncSession, chat_id: int) -> ChatData:
+    """Delete everything about a chat (requests, predictions, feedback, donations, errors, settings, notices).
+
+    Returns what was there, counted in the same transaction as the deletion.
+    """
+    held = await chat_data(session, chat_id)
+    await session.execute(delete(Feedback).where(Feedback.chat_id == chat_id))
+    await session.execute(delete(Donation).where(Donation.chat_id == chat_id))
+    await session.execute(delete(JobError).where(_chat_errors(chat_id)))
+    await session.execute(delete(CryRequest).where(CryRequest.chat_id == chat_id))  # predictions cascade
+    await session.execute(delete(ChatSettings).where(ChatSettings.chat_id == chat_id))
+    await session.execute(delete(ChatNotice).where(ChatNotice.chat_id == chat_id))
+    await session.commit()
+    return held
 
 
 async def _inserted(session: AsyncSession, statement) -> bool:

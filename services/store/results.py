@@ -5,7 +5,10 @@
   confirm. A redelivered result writes nothing; it re-publishes the Reply only if the first confirm was never
   noted (the gateway dedupes with ``mark_reply_sent``), so no reply is lost and none is sent twice.
 - ``KwsResult``: write the track's result, wake up long-polling HTTP clients, delete the track's blob.
-- ``JobFailed``: leave an errors row (and delete a failed track's blob).
+- ``JobFailed``: leave an errors row (and delete a failed track's blob). For a parent's recording, publish a
+  ``FailedReply`` once, exactly like a result's Reply, so the parent hears that it failed instead of nothing.
+  (A recording the gateway refused at the edge also comes here; the gateway answered it already and marked
+  the reply sent, so it drops that copy.)
 
 While the database is unreachable the delivery is neither acked nor nacked (a nack would count against the
 quorum queue's delivery limit and dead-letter good results): the write is retried with backoff until the
@@ -30,11 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.amqp import Publisher, safely
 from services.common.blobs import delete_blob
-from services.common.contracts import CryResult, JobFailed, KwsResult, Reply
+from services.common.contracts import CryResult, FailedReply, JobFailed, KwsResult, Reply
 from services.common.metrics import JOB_END_TO_END_SECONDS, RESULT_WRITE_SECONDS, seconds_since
 from services.common.topology import REPLIES_EXCHANGE, REPLY_KEY
 from services.store import repository
 from services.store.db import is_database_unavailable
+from services.store.models import CryRequest
 from services.store.settings import StoreSettings
 
 log = logging.getLogger(__name__)
@@ -137,6 +141,9 @@ class ResultWriter:
             await self._with_database(lambda session: repository.store_job_failure(session, result))
             if result.job_kind == "kws.scan" and SHA256_HEX.fullmatch(result.key):
                 self._track_settled(result.key)
+            if result.job_kind == "cry.classify" and not await self._publish_failure_reply(result):
+                await safely(message.nack(requeue=True), "nack")
+                return
         observe_stored(result, time.perf_counter() - started)
         await safely(message.ack(), "ack")
 
@@ -162,6 +169,30 @@ class ResultWriter:
             return False
         outcome = "reply published" if published else "reply already published"
         log.info("cry %s: %s, %s", result.request_id, "stored" if new else "duplicate", outcome)
+        return True
+
+    async def _publish_failure_reply(self, failure: JobFailed) -> bool:
+        """Tell the parent their recording failed, once; False if the FailedReply was not confirmed."""
+
+        async def publish(request: CryRequest) -> None:
+            reply = FailedReply(
+                request_id=request.request_id,
+                chat_id=request.chat_id,
+                message_id=request.message_id,
+                language=request.language,
+                error_code=failure.error_code,
+            )
+            await self.publisher.publish(
+                reply, REPLIES_EXCHANGE, REPLY_KEY, message_id=f"failed-reply:{request.request_id}"
+            )
+
+        try:
+            await self._with_database(
+                lambda session: repository.publish_failure_reply_once(session, failure.key, publish)
+            )
+        except Exception as error:
+            log.warning("cry %s: failure reply not confirmed (%r); requeued", failure.key, error)
+            return False
         return True
 
     async def _reject_poison(

@@ -1,4 +1,7 @@
-"""The running store: the results consumer and the HTTP API in one process, stopped gracefully on SIGTERM."""
+"""The running store: the results consumer, the HTTP API and the donation purge in one process.
+
+Stopped gracefully on SIGTERM.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import uvicorn
 from services.common.amqp import Consumer, Publisher, connect, shutdown_event
 from services.common.topology import STORE_RESULTS_QUEUE
 from services.store.db import make_engine, make_session_factory
+from services.store.donations import purge_periodically
 from services.store.http import create_app
 from services.store.results import DatabaseHealth, ResultWriter, TrackSignals
 from services.store.settings import StoreSettings
@@ -53,12 +57,16 @@ async def serve(settings: StoreSettings) -> None:
     server = _Server(config)
     http_task = asyncio.create_task(server.serve())
     stop_task = asyncio.create_task(stop.wait())
+    purge_task = asyncio.create_task(
+        purge_periodically(sessions, settings, settings.donation_purge_interval_s)
+    )
     await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     log.info("shutting down: no new results, finishing %d in flight", consumer.in_flight)
     await consumer.stop(grace_s=SHUTDOWN_GRACE_S)
     server.should_exit = True
     await asyncio.gather(http_task, return_exceptions=True)
     stop_task.cancel()
+    purge_task.cancel()
     await publisher.close()
     await connection.close()
     await engine.dispose()

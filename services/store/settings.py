@@ -3,10 +3,16 @@
 from pydantic import SecretStr
 
 from services.common.blobs import BlobSettings
-from services.common.settings import BrokerSettings, DatabaseSettings
+from services.common.settings import BrokerSettings, DatabaseSettings, EarshotSettings
 
 
-class StoreSettings(BrokerSettings, DatabaseSettings, BlobSettings):
+class DonationSettings(EarshotSettings):
+    """How long donated audio is kept: the bot tells parents this figure, the store's purge enforces it."""
+
+    donation_retention_days: int = 90
+
+
+class StoreSettings(BrokerSettings, DatabaseSettings, BlobSettings, DonationSettings):
     """Broker, database and blob directory, plus the store's HTTP and retry knobs."""
 
     store_host: str = "127.0.0.1"
@@ -22,3 +28,5 @@ class StoreSettings(BrokerSettings, DatabaseSettings, BlobSettings):
     management_url: str = "http://127.0.0.1:15672"
     management_user: str = "guest"
     management_password: SecretStr = SecretStr("guest")
+    # How often the running store deletes donated audio past its retention.
+    donation_purge_interval_s: float = 3600.0

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 import httpx
 import pytest
 
-from services.common.contracts import CryJob, CryResult, JobFailed, Reply
+from services.common.contracts import CryResult, JobFailed, Reply
 from services.common.topology import (
     CRY_CLASSIFY_QUEUE,
     GATEWAY_REPLIES_QUEUE,
@@ -21,19 +20,8 @@ from services.gateway import replies
 from services.gateway.http import TELEGRAM_SECRET_HEADER
 from tests.audio_files import encode, tone
 
+from .bot_helpers import SETTLE_S, VOICE, answers, new_chat, wait_for_jobs
 from .conftest import TEST_MAX_UPLOAD_BYTES
-
-VOICE = encode(tone(3.0, 16000), 16000, "ogg")
-# The test database lives for the whole run, so each test's messages get their own (chat_id, message_id).
-_chat_ids = itertools.count(1000)
-
-
-def new_chat() -> int:
-    return next(_chat_ids)
-
-
-# Long enough for the last handler to finish after its reply was recorded (a duplicate sends nothing).
-SETTLE_S = 1.0
 
 
 async def test_voice_note_becomes_one_cry_job_in_the_users_language(start_gateway, broker) -> None:
@@ -47,7 +35,8 @@ async def test_voice_note_becomes_one_cry_job_in_the_users_language(start_gatewa
     sent = await standin.wait_for_sent(1)
 
     assert sent[0].text == replies.ACCEPTED["en"] and sent[0].reply_to_message_id == 7
-    jobs = [CryJob.model_validate_json(message.body) for message in await broker.drain(CRY_CLASSIFY_QUEUE)]
+    assert (chat, "typing") in standin.chat_actions
+    jobs = await wait_for_jobs(broker, 1)
     assert len(jobs) == 1
     assert (jobs[0].request_id, jobs[0].chat_id, jobs[0].message_id) == (f"tg:{chat}:7", chat, 7)
     assert jobs[0].language == "en" and jobs[0].audio.inline == VOICE
@@ -83,7 +72,7 @@ async def test_audio_document_and_video_note_are_accepted(start_gateway, broker,
     sent = await standin.wait_for_sent(1)
 
     assert sent[0].text == replies.ACCEPTED["ru"]
-    assert len(await broker.drain(CRY_CLASSIFY_QUEUE)) == 1
+    assert len(await wait_for_jobs(broker, 1)) == 1
 
 
 @pytest.mark.parametrize(
@@ -121,10 +110,16 @@ async def test_bad_input_gets_a_clear_answer_no_job_and_an_errors_record(
     await standin.deliver(
         standin.media_message(kind, data, chat_id=chat, message_id=10, language_code="en", **options)
     )
-    sent = await standin.wait_for_sent(1)
+    # Refused unread: one answer. Refused after the download: "Listening…", edited into the answer.
+    sent = await standin.wait_for_sent(2 if downloaded else 1)
+    await asyncio.sleep(SETTLE_S)
 
-    assert sent[0].text == replies.render_rejection(expected_code, "en", gateway.settings.voice_limits)
-    assert replies.DISCLAIMER["en"] in sent[0].text
+    assert len(standin.sent) == (2 if downloaded else 1)
+    if downloaded:
+        assert (sent[0].text, sent[1].method) == (replies.ACCEPTED["en"], "editMessageText")
+        assert sent[1].message_id == sent[0].message_id
+    assert sent[-1].text == replies.render_rejection(expected_code, "en", gateway.settings.voice_limits)
+    assert replies.DISCLAIMER["en"] in sent[-1].text
     assert bool(standin.downloads) == downloaded
     assert await broker.drain(CRY_CLASSIFY_QUEUE) == []
     failures = [JobFailed.model_validate_json(m.body) for m in await broker.drain(STORE_RESULTS_QUEUE)]
@@ -147,9 +142,12 @@ async def test_commands_answer_in_the_users_language(start_gateway, language_cod
         await standin.wait_for_sent(message_id)
 
     start, help_, privacy = (m.text for m in standin.sent)
+    settings = gateway.settings
     assert start == replies.render_start(language)
-    assert help_ == replies.render_help(language, gateway.settings.voice_limits)
-    assert privacy == replies.render_privacy(language)
+    assert help_ == replies.render_help(
+        language, settings.voice_limits, settings.rate_limit_recordings, settings.rate_limit_window_s
+    )
+    assert privacy == replies.render_privacy(language, settings.donation_retention_days)
 
 
 async def claimed_request_result(gateway, broker, chat: int, message_id: int) -> CryResult:
@@ -159,7 +157,7 @@ async def claimed_request_result(gateway, broker, chat: int, message_id: int) ->
         standin.media_message("voice", VOICE, chat_id=chat, message_id=message_id, language_code="en")
     )
     await standin.wait_for_sent(1)
-    job = CryJob.model_validate_json((await broker.drain(CRY_CLASSIFY_QUEUE))[0].body)
+    [job] = await wait_for_jobs(broker, 1)
     return CryResult(
         request_id=job.request_id,
         chat_id=job.chat_id,
@@ -175,10 +173,6 @@ async def claimed_request_result(gateway, broker, chat: int, message_id: int) ->
     )
 
 
-def answers(standin) -> list:
-    return [m for m in standin.sent if m.text not in replies.ACCEPTED.values()]
-
-
 async def test_reply_delivered_twice_reaches_the_parent_once(start_gateway, broker) -> None:
     gateway = await start_gateway()
     chat = new_chat()
@@ -189,10 +183,13 @@ async def test_reply_delivered_twice_reaches_the_parent_once(start_gateway, brok
     await gateway.standin.wait_for_sent(2)
     await asyncio.sleep(SETTLE_S)
 
+    listening, *_ = gateway.standin.sent
     sent = answers(gateway.standin)
     assert len(sent) == 1
     assert sent[0].text == replies.render_result(result)
-    assert sent[0].chat_id == chat and sent[0].reply_to_message_id == 11
+    # "Listening…" became the answer, in place, with the feedback buttons under it.
+    assert (sent[0].method, sent[0].message_id) == ("editMessageText", listening.message_id)
+    assert sent[0].chat_id == chat and len(sent[0].keyboard) == 2
 
 
 async def test_reply_is_retried_while_telegram_fails_then_sent_once(start_gateway, broker) -> None:

@@ -14,7 +14,9 @@ from services.gateway import replies
 PROBABILITIES = {"hungry": 0.62, "tired": 0.18, "discomfort": 0.11, "belly_pain": 0.06, "burping": 0.03}
 
 
-def result(status: str, language: str, probabilities=PROBABILITIES, reason: str | None = None) -> CryResult:
+def result(
+    status: str, language: str, probabilities=PROBABILITIES, reason: str | None = None, **quality
+) -> CryResult:
     return CryResult(
         request_id="tg:1:2",
         chat_id=1,
@@ -23,7 +25,7 @@ def result(status: str, language: str, probabilities=PROBABILITIES, reason: str 
         status=status,
         label=max(probabilities, key=probabilities.get) if probabilities else None,
         probabilities=probabilities,
-        quality={"reason": reason, "duration_s": 6.0},
+        quality={"reason": reason, "duration_s": 6.0, **quality},
         model_version="test",
         message="",
         received_at=datetime.now(UTC),
@@ -36,39 +38,69 @@ def test_english_only_for_english_speakers(language_code) -> None:
     assert replies.language_for(language_code) == expected
 
 
-def test_ok_names_the_top_reason_the_runners_up_and_what_to_try() -> None:
+def test_ok_explains_the_top_reason_says_what_to_try_and_shows_three_bars() -> None:
     ru = replies.render_result(result("ok", "ru"))
     en = replies.render_result(result("ok", "en"))
 
-    assert ru.startswith("Скорее всего: голод (62%).")
-    assert "Другие варианты: усталость, хочет спать 18%, дискомфорт" in ru and "11%" in ru
-    assert "колики" not in ru  # only the top three reasons are shown
+    assert ru.startswith("Скорее всего: голод (62%).\n" + replies.EXPLANATIONS["ru"]["hungry"])
     assert replies.WHAT_PARENTS_TRY["ru"]["hungry"] in ru
+    assert "██████░░░░  62% голод" in ru
+    assert "██░░░░░░░░  18% усталость, хочет спать" in ru
+    assert "█░░░░░░░░░  11% дискомфорт" in ru
+    assert "колики" not in ru  # only the top three reasons are shown
+    assert replies.HEADLINES["ru"]["feedback"] in ru
     assert en.startswith("Most likely: hunger (62%).")
-    assert replies.WHAT_PARENTS_TRY["en"]["hungry"] in en
+    assert replies.WHAT_PARENTS_TRY["en"]["hungry"] in en and "62% hunger" in en
 
 
-def test_not_sure_says_so_and_asks_for_a_better_recording() -> None:
+@pytest.mark.parametrize("label", ["hungry", "tired", "discomfort", "belly_pain", "burping"])
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_every_shipped_reason_has_an_explanation_and_a_tip(label, language) -> None:
+    text = replies.render_result(result("ok", language, {label: 0.8, "other": 0.2}))
+    assert replies.EXPLANATIONS[language][label] in text
+    assert replies.WHAT_PARENTS_TRY[language][label] in text
+
+
+def test_not_sure_says_so_and_shows_the_top_two_reasons() -> None:
     uncertain = {"hungry": 0.34, "belly_pain": 0.33, "tired": 0.33}
     ru = replies.render_result(result("not_sure", "ru", uncertain))
     en = replies.render_result(result("not_sure", "en", uncertain))
 
-    assert ru.startswith("Не могу уверенно назвать причину. Ближе всего: голод (34%).")
-    assert "боль в животике / колики 33%" in ru
+    assert ru.startswith(replies.HEADLINES["ru"]["not_sure"])
+    assert "███░░░░░░░  34% голод" in ru and "███░░░░░░░  33% боль в животике / колики" in ru
+    assert "усталость" not in ru  # two reasons, not three
     assert replies.RECORD_AGAIN["ru"] in ru
-    assert en.startswith("I cannot tell the reason with confidence.")
+    assert en.startswith("I cannot tell the reason with confidence")
     assert "What parents commonly try" not in en  # no advice on a guess
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
-def test_not_a_cry_and_bad_audio_explain_what_to_do(language) -> None:
-    not_a_cry = replies.render_result(result("not_a_cry", language, {}, reason="not_a_cry"))
-    too_quiet = replies.render_result(result("bad_audio", language, {}, reason="too_quiet"))
+def test_not_a_cry_says_how_much_it_sounds_like_crying_and_how_to_record(language) -> None:
+    text = replies.render_result(
+        result("not_a_cry", language, {"hungry": 0.9}, reason="not_a_cry", cry_probability=0.12)
+    )
+    assert text.startswith(replies.HEADLINES[language]["not_a_cry"])
+    assert "12%" in text
+    assert replies.RECORD_HOW[language]["not_a_cry"] in text
+    assert replies.HEADLINES[language]["feedback"] not in text  # nothing to rate
 
-    assert not_a_cry.startswith(replies.HEADLINES[language]["not_a_cry"])
-    assert replies.RECORD_AGAIN[language] in not_a_cry
-    assert replies.BAD_AUDIO_REASONS[language]["too_quiet"] in too_quiet
-    assert replies.RECORD_AGAIN[language] in too_quiet
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+@pytest.mark.parametrize("reason", ["too_short", "too_quiet", "clipped"])
+def test_bad_audio_names_the_problem_and_how_to_record_again(language, reason) -> None:
+    text = replies.render_result(result("bad_audio", language, {}, reason=reason))
+
+    assert text.startswith(replies.HEADLINES[language]["bad_audio"])
+    assert replies.BAD_AUDIO_REASONS[language][reason] in text
+    assert replies.RECORD_HOW[language][reason] in text
+    assert ("6.0" in text) == (reason == "too_short")  # a short recording is told its length
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_a_damaged_file_gets_the_general_advice(language) -> None:
+    text = replies.render_result(result("bad_audio", language, {}, reason="corrupt"))
+    assert replies.BAD_AUDIO_REASONS[language]["corrupt"] in text
+    assert replies.RECORD_AGAIN[language] in text
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
@@ -83,6 +115,40 @@ def test_every_answer_about_a_recording_carries_the_disclaimer(language, status)
 def test_a_label_the_bot_has_no_words_for_is_shown_as_it_is() -> None:
     text = replies.render_result(result("ok", "en", {"sleepy_v2": 0.9, "hungry": 0.1}))
     assert text.startswith("Most likely: sleepy_v2 (90%).")
+    assert "90% sleepy_v2" in text
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_the_failure_reply_is_honest_and_carries_the_disclaimer(language) -> None:
+    text = replies.render_failure(language)
+    assert text.startswith(replies.FAILED[language]) and text.endswith(replies.DISCLAIMER[language])
+
+
+@pytest.mark.parametrize(
+    ("waiting", "wait_s", "backed_up", "expected"),
+    [
+        (0, None, False, None),
+        (40, 95.0, True, {"ru": "примерно через 2 мин", "en": "in about 2 min"}),
+        (12, 44.2, True, {"ru": "примерно через 45 с", "en": "in about 45 s"}),
+        (7, None, True, {"ru": "пока оценить не могу", "en": "cannot estimate"}),
+    ],
+)
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_listening_says_how_long_the_queue_is_only_when_it_is_backed_up(
+    language, waiting, wait_s, backed_up, expected
+) -> None:
+    text = replies.render_listening(language, waiting, wait_s, backed_up)
+    assert text.startswith(replies.ACCEPTED[language])
+    if expected is None:
+        assert text == replies.ACCEPTED[language]
+    else:
+        assert expected[language] in text and str(waiting) in text
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_rate_limit_answer_says_the_limit_and_when_to_come_back(language) -> None:
+    text = replies.render_rate_limited(language, 10, 600, 125)
+    assert "10" in text and replies.duration_words(125, language) in text
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
@@ -100,11 +166,14 @@ def test_every_upload_rejection_has_words_in_both_languages(language, code) -> N
 def test_start_and_help_carry_the_disclaimer_and_limits(language) -> None:
     limits = AudioLimits(max_bytes=20_000_000, max_duration_s=120)
     assert replies.render_start(language).endswith(replies.DISCLAIMER[language])
-    help_text = replies.render_help(language, limits)
+    help_text = replies.render_help(language, limits, 7, 900)
     assert help_text.endswith(replies.DISCLAIMER[language]) and "120" in help_text
+    assert "7" in help_text and "15" in help_text
+    assert all(command in help_text for command in ("/settings", "/my_data", "/delete_my_data"))
 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
-def test_privacy_states_how_long_a_failed_recording_may_wait(language) -> None:
+def test_privacy_states_how_long_a_failed_or_donated_recording_is_kept(language) -> None:
     days = DEAD_LETTER_RETENTION_MS // (24 * 3600 * 1000)
-    assert f" {days} " in replies.render_privacy(language)
+    text = replies.render_privacy(language, 45)
+    assert f" {days} " in text and " 45 " in text
