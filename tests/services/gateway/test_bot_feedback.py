@@ -1,0 +1,148 @@
+"""Feedback buttons under an answer, through the stand-in, the real store process and PostgreSQL.
+
+One row per request, the last answer wins; a double tap changes nothing; «что было на самом деле?» offers
+the model's own reasons. ``feedback-report`` reads the rows back.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from services.common.contracts import CryResult
+from services.common.settings import REPO_ROOT
+from services.common.topology import CRY_RESULT_KEY, RESULTS_EXCHANGE
+from services.gateway import replies
+from services.gateway.keyboards import CHOSEN_MARK
+from services.store.feedback_report import build_report, render_report
+from services.store.repository import RatedAnswer
+from tests.services.harness import DatabaseProbe, eventually, wait_until_serving
+
+from .bot_helpers import VOICE, new_chat, wait_for_jobs
+
+PROBABILITIES = {"hungry": 0.7, "tired": 0.2, "burping": 0.06, "discomfort": 0.03, "belly_pain": 0.01}
+
+
+async def answered_voice_note(gateway, broker, chat: int, language: str = "ru"):
+    """A voice note sent through the bot, its result stored by the real store, the answer edited in."""
+    standin = gateway.standin
+    await standin.deliver(
+        standin.media_message("voice", VOICE, chat_id=chat, message_id=21, language_code=language)
+    )
+    [job] = await wait_for_jobs(broker, 1)
+    result = CryResult(
+        request_id=job.request_id,
+        chat_id=job.chat_id,
+        message_id=job.message_id,
+        language=job.language,
+        status="ok",
+        label="hungry",
+        probabilities=PROBABILITIES,
+        quality={"reason": None},
+        model_version="test",
+        message="",
+        received_at=job.received_at,
+    )
+    await broker.publish(result, RESULTS_EXCHANGE, CRY_RESULT_KEY, message_id=job.request_id)
+    await eventually(lambda: _answer(standin, chat), 30, "the answer")
+    return await _answer(standin, chat), job.request_id
+
+
+async def _answer(standin, chat: int):
+    edits = [m for m in standin.sent if m.chat_id == chat and m.method == "editMessageText"]
+    return edits[-1] if edits else None
+
+
+def latest_keyboard(standin, chat: int, message_id: int):
+    return [m for m in standin.sent if m.chat_id == chat and m.message_id == message_id][-1]
+
+
+async def feedback_rows(database: DatabaseProbe, request_id: str) -> list[dict]:
+    return await database.rows(
+        "SELECT verdict, reported_label FROM feedback WHERE request_id = :r", r=request_id
+    )
+
+
+async def test_feedback_is_stored_once_per_request_and_the_last_answer_wins(
+    start_gateway, start_service, store_url, broker, database
+) -> None:
+    await wait_until_serving(store_url, start_service("store"))
+    gateway = await start_gateway()
+    standin = gateway.standin
+    chat = new_chat()
+    answer, request_id = await answered_voice_note(gateway, broker, chat)
+    right = answer.button(replies.FEEDBACK_BUTTONS["ru"]["right"])["callback_data"]
+
+    for taps in (1, 2):  # a double tap
+        await standin.tap(answer, right)
+        await standin.wait_for(lambda taps=taps: len(standin.callback_answers) >= taps)
+    assert await feedback_rows(database, request_id) == [{"verdict": "right", "reported_label": "hungry"}]
+    marked = latest_keyboard(standin, chat, answer.message_id)
+    assert marked.button(CHOSEN_MARK + replies.FEEDBACK_BUTTONS["ru"]["right"])
+    assert [a.get("text") for a in standin.callback_answers] == [replies.FEEDBACK_THANKS["ru"]["saved"]] * 2
+
+    await standin.tap(answer, answer.button(replies.FEEDBACK_BUTTONS["ru"]["wrong"])["callback_data"])
+    await standin.wait_for(lambda: len(standin.callback_answers) >= 3)
+    assert await feedback_rows(database, request_id) == [{"verdict": "wrong", "reported_label": None}]
+
+    await standin.tap(answer, answer.button(replies.FEEDBACK_BUTTONS["ru"]["ask"])["callback_data"])
+    await standin.wait_for(lambda: len(standin.callback_answers) >= 4)
+    reasons = latest_keyboard(standin, chat, answer.message_id)
+    offered = [row[0]["text"] for row in reasons.keyboard]
+    assert offered == [replies.label_name(label, "ru") for label in PROBABILITIES]  # the model's, ranked
+    assert replies.LABEL_NAMES["ru"]["scared"] not in offered
+    await standin.tap(reasons, reasons.button(replies.label_name("tired", "ru"))["callback_data"])
+    await standin.wait_for(lambda: len(standin.callback_answers) >= 5)
+    assert await feedback_rows(database, request_id) == [{"verdict": "wrong", "reported_label": "tired"}]
+    assert latest_keyboard(standin, chat, answer.message_id).button(CHOSEN_MARK + "усталость")
+
+    report = subprocess.run(
+        [sys.executable, "-m", "services.store", "feedback-report"],
+        env=os.environ.copy(),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert "Live accuracy from parents' feedback:" in report
+    assert "Confusion (rows: predicted, columns: reported):" in report and "tired" in report
+
+
+async def test_a_tap_cannot_rate_another_chats_answer(
+    start_gateway, start_service, store_url, broker, database
+) -> None:
+    await wait_until_serving(store_url, start_service("store"))
+    gateway = await start_gateway()
+    standin = gateway.standin
+    chat = new_chat()
+    answer, request_id = await answered_voice_note(gateway, broker, chat, language="en")
+    stranger = type(answer)(**{**answer.__dict__, "chat_id": new_chat()})
+
+    right = answer.button(replies.FEEDBACK_BUTTONS["en"]["right"])["callback_data"]
+    await standin.tap(stranger, right, language_code="en")
+    await standin.wait_for(lambda: len(standin.callback_answers) >= 1)
+
+    assert standin.callback_answers[0]["text"] == replies.FEEDBACK_THANKS["en"]["gone"]
+    assert await feedback_rows(database, request_id) == []
+
+
+def test_the_report_counts_accuracy_per_class_and_the_confusion() -> None:
+    rated = [
+        RatedAnswer("hungry", "ok", "right", "hungry"),
+        RatedAnswer("hungry", "ok", "right", "hungry"),
+        RatedAnswer("hungry", "ok", "wrong", "tired"),
+        RatedAnswer("hungry", "not_sure", "wrong", None),
+        RatedAnswer("tired", "ok", "right", "tired"),
+        RatedAnswer(None, "not_a_cry", "wrong", None),  # names no reason: not counted
+    ]
+    report = build_report(rated)
+
+    assert (report.rated, report.right) == (5, 3)
+    assert [(c.label, c.rated, c.right) for c in report.by_predicted] == [("hungry", 4, 2), ("tired", 1, 1)]
+    assert [(c.label, c.rated, c.right) for c in report.by_reported] == [("hungry", 2, 2), ("tired", 2, 1)]
+    assert report.confusion == {("hungry", "hungry"): 2, ("hungry", "tired"): 1, ("tired", "tired"): 1}
+    text = render_report(report)
+    assert "3/5 = 60.0%" in text and "hungry            4      2     50.0%" in text
+    assert render_report(build_report([])).startswith("No rated answers yet")
