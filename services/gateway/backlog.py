@@ -22,13 +22,18 @@ from services.store import repository
 MIN_RESULTS_FOR_RATE = 3
 # The shortest span a rate is measured over, so a burst of results does not look like infinite speed.
 MIN_RATE_SPAN_S = 5.0
+# Without a measured rate, a queue this long (or any queue no worker consumes) is worth mentioning; a job or
+# two ready for an instant while an idle worker picks them up is not.
+MIN_WAITING_WITHOUT_RATE = 5
 
 
 @dataclass(frozen=True)
 class Backlog:
-    """Jobs waiting ahead of a new one, and the measured service rate (None when there is none to measure)."""
+    """Jobs waiting ahead of a new one, the workers consuming them, and the measured service rate (None
+    when there is none to measure)."""
 
     waiting: int
+    consumers: int
     rate_per_s: float | None
 
     @property
@@ -39,11 +44,13 @@ class Backlog:
         return (self.waiting + 1) / self.rate_per_s
 
     def backed_up(self, notice_s: float) -> bool:
-        """Worth telling the parent: jobs are waiting and either the wait is long or nothing gets answered."""
+        """Worth telling the parent: a long estimated wait, or jobs piling up with no rate to estimate."""
         if self.waiting == 0:
             return False
         wait_s = self.estimated_wait_s
-        return wait_s is None or wait_s > notice_s
+        if wait_s is None:
+            return self.consumers == 0 or self.waiting >= MIN_WAITING_WITHOUT_RATE
+        return wait_s > notice_s
 
 
 def service_rate(results: repository.RecentResults, now: datetime) -> float | None:
@@ -71,9 +78,10 @@ class BacklogMeter:
         async with self._connection.channel() as channel:
             declared = await channel.declare_queue(CRY_CLASSIFY_QUEUE, passive=True)
             waiting = declared.declaration_result.message_count
+            consumers = declared.declaration_result.consumer_count
         if waiting == 0:
-            return Backlog(waiting=0, rate_per_s=None)
+            return Backlog(waiting=0, consumers=consumers, rate_per_s=None)
         now = utc_now()
         async with self._sessions() as session:
             results = await repository.recent_cry_results(session, now - timedelta(seconds=self._window_s))
-        return Backlog(waiting=waiting, rate_per_s=service_rate(results, now))
+        return Backlog(waiting=waiting, consumers=consumers, rate_per_s=service_rate(results, now))
