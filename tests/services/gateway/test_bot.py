@@ -19,6 +19,7 @@ from services.common.topology import (
 from services.gateway import replies
 from services.gateway.http import TELEGRAM_SECRET_HEADER
 from tests.audio_files import encode, tone
+from tests.services.harness import eventually
 
 from .bot_helpers import SETTLE_S, VOICE, answers, new_chat, wait_for_jobs
 from .conftest import TEST_MAX_UPLOAD_BYTES
@@ -213,11 +214,15 @@ async def test_reply_to_a_user_who_blocked_the_bot_is_dropped_not_retried(start_
     gateway.standin.blocked_chats.add(chat)
 
     await broker.publish(Reply(result=result), REPLIES_EXCHANGE, REPLY_KEY, message_id=result.request_id)
-    await asyncio.sleep(2 * SETTLE_S)
 
+    async def settled() -> bool:
+        ready, _ = await broker.ready_and_consumers(GATEWAY_REPLIES_QUEUE)
+        return ready == 0 and broker.unacked(GATEWAY_REPLIES_QUEUE) == 0
+
+    await eventually(settled, 20, "the refused reply acknowledged")
+    await asyncio.sleep(SETTLE_S)
     assert answers(gateway.standin) == []
-    ready, _ = await broker.ready_and_consumers(GATEWAY_REPLIES_QUEUE)
-    assert ready == 0 and broker.unacked(GATEWAY_REPLIES_QUEUE) == 0
+    assert await settled()
     assert await broker.drain(dead_letter_queue(GATEWAY_REPLIES_QUEUE)) == []
 
 
