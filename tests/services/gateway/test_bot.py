@@ -21,7 +21,7 @@ from services.gateway.http import TELEGRAM_SECRET_HEADER
 from tests.audio_files import encode, tone
 from tests.services.harness import eventually
 
-from .bot_helpers import SETTLE_S, VOICE, answers, new_chat, wait_for_jobs
+from .bot_helpers import SETTLE_S, VOICE, answers, new_chat, result_for, wait_for_jobs
 from .conftest import TEST_MAX_UPLOAD_BYTES
 
 
@@ -159,19 +159,7 @@ async def claimed_request_result(gateway, broker, chat: int, message_id: int) ->
     )
     await standin.wait_for_sent(1)
     [job] = await wait_for_jobs(broker, 1)
-    return CryResult(
-        request_id=job.request_id,
-        chat_id=job.chat_id,
-        message_id=job.message_id,
-        language=job.language,
-        status="ok",
-        label="hungry",
-        probabilities={"hungry": 0.7, "tired": 0.2, "burping": 0.1},
-        quality={"reason": None},
-        model_version="test",
-        message="",
-        received_at=job.received_at,
-    )
+    return result_for(job, {"hungry": 0.7, "tired": 0.2, "burping": 0.1})
 
 
 async def test_reply_delivered_twice_reaches_the_parent_once(start_gateway, broker) -> None:

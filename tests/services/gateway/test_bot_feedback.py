@@ -10,48 +10,14 @@ import os
 import subprocess
 import sys
 
-from services.common.contracts import CryResult
 from services.common.settings import REPO_ROOT
-from services.common.topology import CRY_RESULT_KEY, RESULTS_EXCHANGE
 from services.gateway import replies
 from services.gateway.keyboards import CHOSEN_MARK
 from services.store.feedback_report import build_report, render_report
 from services.store.repository import RatedAnswer
-from tests.services.harness import DatabaseProbe, eventually, wait_until_serving
+from tests.services.harness import DatabaseProbe, wait_until_serving
 
-from .bot_helpers import VOICE, new_chat, wait_for_jobs
-
-PROBABILITIES = {"hungry": 0.7, "tired": 0.2, "burping": 0.06, "discomfort": 0.03, "belly_pain": 0.01}
-
-
-async def answered_voice_note(gateway, broker, chat: int, language: str = "ru"):
-    """A voice note sent through the bot, its result stored by the real store, the answer edited in."""
-    standin = gateway.standin
-    await standin.deliver(
-        standin.media_message("voice", VOICE, chat_id=chat, message_id=21, language_code=language)
-    )
-    [job] = await wait_for_jobs(broker, 1)
-    result = CryResult(
-        request_id=job.request_id,
-        chat_id=job.chat_id,
-        message_id=job.message_id,
-        language=job.language,
-        status="ok",
-        label="hungry",
-        probabilities=PROBABILITIES,
-        quality={"reason": None},
-        model_version="test",
-        message="",
-        received_at=job.received_at,
-    )
-    await broker.publish(result, RESULTS_EXCHANGE, CRY_RESULT_KEY, message_id=job.request_id)
-    await eventually(lambda: _answer(standin, chat), 30, "the answer")
-    return await _answer(standin, chat), job.request_id
-
-
-async def _answer(standin, chat: int):
-    edits = [m for m in standin.sent if m.chat_id == chat and m.method == "editMessageText"]
-    return edits[-1] if edits else None
+from .bot_helpers import PROBABILITIES, answered_voice_note, new_chat
 
 
 def latest_keyboard(standin, chat: int, message_id: int):
@@ -71,7 +37,7 @@ async def test_feedback_is_stored_once_per_request_and_the_last_answer_wins(
     gateway = await start_gateway()
     standin = gateway.standin
     chat = new_chat()
-    answer, request_id = await answered_voice_note(gateway, broker, chat)
+    answer, request_id = await answered_voice_note(standin, broker, chat, 21)
     right = answer.button(replies.FEEDBACK_BUTTONS["ru"]["right"])["callback_data"]
 
     for taps in (1, 2):  # a double tap
@@ -117,7 +83,7 @@ async def test_a_tap_cannot_rate_another_chats_answer(
     gateway = await start_gateway()
     standin = gateway.standin
     chat = new_chat()
-    answer, request_id = await answered_voice_note(gateway, broker, chat, language="en")
+    answer, request_id = await answered_voice_note(standin, broker, chat, 21, language="en")
     stranger = type(answer)(**{**answer.__dict__, "chat_id": new_chat()})
 
     right = answer.button(replies.FEEDBACK_BUTTONS["en"]["right"])["callback_data"]
