@@ -372,6 +372,25 @@ DELETED: dict[Language, str] = {
 }
 
 
+# The command menu Telegram shows, per language.
+COMMANDS: dict[Language, dict[str, str]] = {
+    "ru": {
+        "help": "Как пользоваться",
+        "settings": "Передача записей для улучшения модели",
+        "my_data": "Что о вас хранится",
+        "delete_my_data": "Удалить всё о вас",
+        "privacy": "Что происходит с записью",
+    },
+    "en": {
+        "help": "How to use it",
+        "settings": "Donate recordings to improve the model",
+        "my_data": "What is kept about you",
+        "delete_my_data": "Delete everything about you",
+        "privacy": "What happens to a recording",
+    },
+}
+
+
 def language_for(language_code: str | None) -> Language:
     """English for users whose Telegram language is English, Russian for everyone else."""
     if language_code and language_code.lower().split("-")[0] == "en":

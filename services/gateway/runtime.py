@@ -17,7 +17,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot, Dispatcher
-from aiogram.types import TelegramObject
+from aiogram.types import BotCommand, TelegramObject
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.amqp import Consumer, Publisher, connect, declare_topology, shutdown_event
@@ -27,6 +27,7 @@ from services.gateway.backlog import BacklogMeter
 from services.gateway.bot import build_bot, build_dispatcher
 from services.gateway.http import GatewayHttp, TelegramWebhook, create_app
 from services.gateway.jobs import JobSubmitter
+from services.gateway.replies import COMMANDS
 from services.gateway.reply_sender import ReplySender
 from services.gateway.settings import GatewaySettings
 from services.gateway.streams import StreamService
@@ -93,6 +94,7 @@ class TelegramSide:
 
     async def start(self, connection) -> None:
         me = await self.bot.get_me()
+        await self._register_commands()
         if self.settings.telegram_mode == "webhook":
             await self._register_webhook()
         else:
@@ -115,6 +117,14 @@ class TelegramSide:
             self.settings.telegram_mode,
             self.settings.telegram_api_base,
         )
+
+    async def _register_commands(self) -> None:
+        """The command menu: Russian for everyone, English for English-speaking users."""
+        for language, language_code in (("ru", None), ("en", "en")):
+            commands = [
+                BotCommand(command=name, description=text) for name, text in COMMANDS[language].items()
+            ]
+            await self.bot.set_my_commands(commands, language_code=language_code)
 
     async def _register_webhook(self) -> None:
         if not self.settings.telegram_webhook_url:

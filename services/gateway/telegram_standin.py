@@ -1,8 +1,8 @@
 """A local stand-in for the Telegram Bot API, for the demo and the bot tests.
 
 It implements only what the bot uses (getMe, getUpdates with long polling, getFile and file download,
-sendMessage, editMessageText, editMessageReplyMarkup, answerCallbackQuery, sendChatAction, setWebhook,
-deleteWebhook) over real HTTP, so aiogram talks to it exactly as to Telegram once
+sendMessage, editMessageText, editMessageReplyMarkup, answerCallbackQuery, sendChatAction, setMyCommands,
+setWebhook, deleteWebhook) over real HTTP, so aiogram talks to it exactly as to Telegram once
 ``EARSHOT_TELEGRAM_API_BASE`` points here (aiogram's ``TelegramAPIServer``). The Python side queues updates
 as a user would send them (messages, forwards, button taps) and reads what the bot sent back.
 """
@@ -75,6 +75,8 @@ class TelegramStandIn:
         self.blocked_chats: set[int] = set()
         self.failing_sends = 0
         self.webhook: dict[str, Any] | None = None
+        # The command menus the bot registered, by language code ("" for the default).
+        self.commands: dict[str, list[dict[str, str]]] = {}
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(500000)
         self._file_ids = itertools.count(1)
@@ -254,6 +256,7 @@ class TelegramStandIn:
             "answercallbackquery": self._answer_callback_query,
             "sendchataction": self._send_chat_action,
             "setwebhook": self._set_webhook,
+            "setmycommands": self._set_my_commands,
             "deletewebhook": self._delete_webhook,
         }
 
@@ -343,6 +346,13 @@ class TelegramStandIn:
 
     async def _send_chat_action(self, params: dict[str, Any]) -> bool:
         self.chat_actions.append((int(params["chat_id"]), params["action"]))
+        return True
+
+    async def _set_my_commands(self, params: dict[str, Any]) -> bool:
+        commands = params["commands"]
+        self.commands[params.get("language_code") or ""] = (
+            json.loads(commands) if isinstance(commands, str) else commands
+        )
         return True
 
     async def _set_webhook(self, params: dict[str, Any]) -> bool:

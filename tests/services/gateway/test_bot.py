@@ -149,6 +149,9 @@ async def test_commands_answer_in_the_users_language(start_gateway, language_cod
         language, settings.voice_limits, settings.rate_limit_recordings, settings.rate_limit_window_s
     )
     assert privacy == replies.render_privacy(language, settings.donation_retention_days)
+    # The command menu lists the commands in both languages.
+    menus = {code: [c["command"] for c in commands] for code, commands in standin.commands.items()}
+    assert menus == {"": list(replies.COMMANDS["ru"]), "en": list(replies.COMMANDS["en"])}
 
 
 async def claimed_request_result(gateway, broker, chat: int, message_id: int) -> CryResult:
