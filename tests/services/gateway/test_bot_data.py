@@ -4,11 +4,16 @@ process and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import subprocess
+import sys
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.contracts import utc_now
+from services.common.settings import REPO_ROOT
 from services.gateway import replies
 from services.gateway.keyboards import SettingsCallback
 from services.store.donations import purge_expired_donations
@@ -87,6 +92,19 @@ async def test_donated_audio_is_kept_only_after_opt_in_until_the_purge(
     assert await purge_expired_donations(sessions, settings, clock=lambda: now + timedelta(days=91)) >= 1
     assert await database.count("donations", "chat_id = :chat", chat=chat) == 0
     assert await database.count("requests", "chat_id = :chat", chat=chat) == 1  # only the audio goes
+
+
+def test_the_purge_command_runs_against_the_database(database_url: str) -> None:
+    output = subprocess.run(
+        [sys.executable, "-m", "services.store", "purge-donations"],
+        env={**os.environ, "EARSHOT_DATABASE_URL": database_url, "EARSHOT_DONATION_RETENTION_DAYS": "30"},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert re.fullmatch(r"Deleted \d+ donated recording\(s\) older than 30 days\.\n", output)
 
 
 async def test_turning_donation_off_deletes_what_was_donated(start_gateway, broker, database) -> None:
