@@ -19,9 +19,7 @@ from services.stack import WORKER_METRICS_PORTS, Stack, StackFailed, cancelled_b
 
 
 async def run_stack() -> int:
-    stack = Stack(
-        env={}, log_dir=CACHE_DIR / "run" / "logs", echo=True, metrics_ports=WORKER_METRICS_PORTS
-    )
+    stack = Stack(env={}, log_dir=CACHE_DIR / "run" / "logs", echo=True, metrics_ports=WORKER_METRICS_PORTS)
     stop = shutdown_event()
     try:
         await stack.prepare()

@@ -176,4 +176,3 @@ def instrument_app(app: Any, service: str) -> None:
 
     app.add_route("/metrics", metrics, include_in_schema=False)
     app.add_middleware(HttpObservability, service=service)
-

@@ -47,7 +47,9 @@ class GatewaySettings(BrokerSettings, DatabaseSettings, DonationSettings):
     # Threads running the model for every stream of this gateway; a stream's chunk waits for a free one.
     stream_inference_threads: int = 2
     # Right context a frame's score waits for before the detector acts on it (see services/kws/streaming.py).
-    stream_lookahead_ms: float = 200.0
+    stream_lookahead_ms: float = 20.0
+    # Right context that confirms a run before its interval is sent (a keyword is confirmed as it closes).
+    stream_confirm_ms: float = 200.0
     # Audio gathered before the model runs again for a stream (each run costs about the same).
     stream_scan_hop_ms: float = 40.0
 

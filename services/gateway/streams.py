@@ -119,6 +119,14 @@ class StreamScan:
     def __post_init__(self) -> None:
         self.decoder = open_decoder(self.stream_format, self.detector.spotter.metadata.sample_rate)
 
+    @property
+    def scan_hop_bytes(self) -> int:
+        """Raw PCM bytes worth one model run; 0 for compressed formats, whose duration is not known yet."""
+        if self.stream_format.name != "pcm_s16le" or self.stream_format.sample_rate is None:
+            return 0
+        frames = self.stream_format.sample_rate * self.detector.scan_hop_samples
+        return frames // self.detector.spotter.metadata.sample_rate * 2 * self.stream_format.channels
+
     def push(self, data: bytes) -> list[SkipInterval]:
         self.bytes_received += len(data)
         self.sha256.update(data)
@@ -200,7 +208,10 @@ class StreamSession:
         scan = StreamScan(
             self._declared_format(await self._receive_start()),
             StreamingDetector.with_lookahead_ms(
-                spotter, self.settings.stream_lookahead_ms, self.settings.stream_scan_hop_ms
+                spotter,
+                self.settings.stream_lookahead_ms,
+                self.settings.stream_scan_hop_ms,
+                self.settings.stream_confirm_ms,
             ),
         )
         await self._send(
@@ -248,18 +259,21 @@ class StreamSession:
         """
         inbox: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
         receiver = asyncio.create_task(self._receive_into(inbox))
+        held = b""  # raw PCM too short for a model run stays here rather than visiting the pool
         try:
             while True:
                 batch = [await inbox.get()]
                 while isinstance(batch[-1], bytes) and not inbox.empty():
                     batch.append(inbox.get_nowait())
-                audio = b"".join(item for item in batch if isinstance(item, bytes))
-                if audio:
+                held += b"".join(item for item in batch if isinstance(item, bytes))
+                last = batch[-1]
+                if held and (len(held) >= scan.scan_hop_bytes or not isinstance(last, bytes)):
+                    audio, held = held, b""
                     for interval in await self._in_pool(partial(scan.push, audio), scan):
                         await self._send(interval_message(interval))
-                if isinstance(batch[-1], BaseException):
-                    raise batch[-1]
-                if batch[-1] is None:
+                if isinstance(last, BaseException):
+                    raise last
+                if last is None:
                     return
         finally:
             receiver.cancel()

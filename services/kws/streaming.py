@@ -5,12 +5,13 @@ Waiting for that before deciding would put every interval most of a second behin
 detector acts on *settled* scores instead: a frame's score is fixed once ``lookahead_frames`` of right
 context have arrived, computed with the rest of the context padded as at the end of a track
 (``StreamingScorer.tentative``). Smoothing, threshold and patience then run on the settled scores exactly as
-``detector.detect`` does on the whole track, and an interval is sent as soon as its run of frames closes.
+``detector.detect`` does on the whole track. When a run of frames closes it is checked against the best
+scores known by then (``_close_run``), and the interval is sent.
 
 The answer at the end (``finish``) is computed from the exact scores with the batch post-processing
 (``KeywordSpotter.scan_scores``), so it is the batch scan's answer on the same samples; that is what is
-stored. The intervals sent on the way equal it within one frame hop when the look-ahead is long enough
-(the tests measure it on the committed samples); a shorter look-ahead answers sooner and may add intervals.
+stored. The intervals sent on the way equal it within one frame hop (the tests hold this on the committed
+samples and a long composed track); a shorter look-ahead answers sooner and risks more differences.
 
 Pure numpy and onnxruntime, no I/O: the gateway runs ``push`` in a thread pool.
 """
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.kws.detector import run_detection, smooth
+from services.kws.detector import above_threshold_runs, run_detection, smooth
 from services.kws.intervals import SkipInterval, pad_and_clamp
 from services.kws.spotter import KeywordSpotter, KwsScan, StreamingScorer
 
@@ -46,7 +47,10 @@ class StreamingDetector:
     window_start: int = 0
     next_smoothed: int = 0  # first frame whose smoothed score is not yet known
     run_first: int | None = None  # first frame of the run above the threshold now open
-    run_peak: float = 0.0
+    sent_until: int = -1  # last frame of the last interval sent, so a run is never sent twice
+    # Right context (feature frames) that confirms a run closed on settled scores; see ``_review_pending``.
+    confirm_frames: int = 20
+    pending: list[tuple[int, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.scorer = StreamingScorer(self.spotter.model)
@@ -55,11 +59,16 @@ class StreamingDetector:
 
     @classmethod
     def with_lookahead_ms(
-        cls, spotter: KeywordSpotter, lookahead_ms: float, scan_hop_ms: float = 0.0
+        cls, spotter: KeywordSpotter, lookahead_ms: float, scan_hop_ms: float = 0.0, confirm_ms: float = 200.0
     ) -> StreamingDetector:
-        frames = int(round(lookahead_ms / spotter.metadata.feature_hop_ms))
-        hop = int(scan_hop_ms * spotter.metadata.sample_rate / 1000)
-        return cls(spotter, min(frames, spotter.metadata.context_frames), hop)
+        """A detector with its look-ahead, scan hop and confirming context given in ms."""
+        metadata = spotter.metadata
+
+        def frames(ms: float) -> int:
+            return min(int(round(ms / metadata.feature_hop_ms)), metadata.context_frames)
+
+        hop = int(scan_hop_ms * metadata.sample_rate / 1000)
+        return cls(spotter, frames(lookahead_ms), hop, confirm_frames=frames(confirm_ms))
 
     @property
     def settled_frames(self) -> int:
@@ -78,7 +87,8 @@ class StreamingDetector:
             return []
         self._scan_waiting()
         self._settle()
-        return self._decide()
+        self._decide()
+        return self._review_pending()
 
     def _scan_waiting(self) -> None:
         if self.waiting:
@@ -107,35 +117,68 @@ class StreamingDetector:
         new.append(self.scorer.tentative[start : max(start, settle_until - first_tentative)])
         self.settled = np.concatenate([self.settled, *new]).astype(np.float32, copy=False)
 
-    def _decide(self) -> list[SkipInterval]:
+    def _decide(self) -> None:
         """Smooth the settled frames whose window is complete and close the runs that end there."""
         metadata = self.spotter.metadata
         half = metadata.smoothing_frames // 2
         until = self.settled_frames - half
         if until <= self.next_smoothed:
-            return []
+            return
         window_from = max(self.window_start, self.next_smoothed - half)
         smoothed = smooth(self.settled[window_from - self.window_start :], metadata.smoothing_frames)
-        intervals = []
         for frame in range(self.next_smoothed, until):
             value = float(smoothed[frame - window_from])
             if value >= self.spotter.threshold:
                 if self.run_first is None:
-                    self.run_first, self.run_peak = frame, value
-                self.run_peak = max(self.run_peak, value)
+                    self.run_first = frame
             elif self.run_first is not None:
-                intervals.extend(self._close_run(frame - 1))
+                self._close_run(frame - 1)
         self.next_smoothed = until
         keep_from = max(0, until - half)
         self.settled = self.settled[keep_from - self.window_start :]
         self.window_start = keep_from
-        return intervals
 
-    def _close_run(self, last: int) -> list[SkipInterval]:
+    def _close_run(self, last: int) -> None:
+        """A run closed on settled scores: it waits in ``pending`` until more context confirms or drops it."""
         first, self.run_first = self.run_first, None
         assert first is not None
-        if last - first + 1 < self.spotter.metadata.min_frames:
+        if last - first + 1 >= self.spotter.metadata.min_frames:
+            self.pending.append((first, last))
+
+    def _review_pending(self) -> list[SkipInterval]:
+        """Send the pending runs that the best scores now confirm; drop those they no longer support.
+
+        When a run closes, its earlier frames have far more right context than the look-ahead they were
+        settled with. Detecting again over the best scores there are (exact where known, else tentative)
+        drops a run that more context shows to be a confusable word and moves a start that came late. A
+        run is sent once ``min_frames`` of its frames hold with ``confirm_frames`` of right context: a
+        spoken keyword (about 40 frames) is confirmed as soon as it closes, a short blip only later.
+        """
+        if not self.pending:
             return []
-        detection = run_detection(first, last, self.run_peak, self.spotter.metadata.timing)
-        # The stream's length is not known yet: the end is clamped only in the final answer.
-        return [pad_and_clamp(detection, self.spotter.padding, sys.maxsize)]
+        metadata = self.spotter.metadata
+        half = metadata.smoothing_frames // 2
+        stride = self.scorer.stride
+        confirmed_until = (self.scorer.feature_frames - 1 - self.confirm_frames) // stride + 1
+        exact = np.concatenate(self.exact) if self.exact else np.zeros(0, np.float32)
+        best = np.concatenate([exact[: self.scorer.emitted], self.scorer.tentative])
+        intervals, still_pending = [], []
+        for first, last in self.pending:
+            region = max(0, first - metadata.context_frames // stride)
+            window = max(0, region - half)  # smoothing at ``region`` needs the frames before it
+            smoothed = smooth(best[window:], metadata.smoothing_frames)[region - window :]
+            for run_first, run_last in above_threshold_runs(smoothed >= self.spotter.threshold):
+                start, end = region + run_first, region + run_last
+                if start > last or end < first or end <= self.sent_until:
+                    continue  # not this run (later frames have too little context yet), or sent
+                if min(end, confirmed_until - 1 - half) - start + 1 < metadata.min_frames:
+                    continue
+                self.sent_until = end
+                peak = float(smoothed[run_first : run_last + 1].max())
+                detection = run_detection(start, end, peak, metadata.timing)
+                # The stream's length is not known yet: the end is clamped only in the final answer.
+                intervals.append(pad_and_clamp(detection, self.spotter.padding, sys.maxsize))
+            if last + half >= confirmed_until and last > self.sent_until:
+                still_pending.append((first, last))  # not all of it has full context yet
+        self.pending = still_pending
+        return intervals

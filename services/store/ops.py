@@ -141,8 +141,13 @@ async def database_overview(session: AsyncSession) -> dict[str, Any]:
     errors = await session.execute(ERRORS_SQL, {"chars": ERROR_MESSAGE_CHARS, "limit": RECENT_ERRORS})
     return {
         "last_hour": [
-            {"kind": row.kind, "minutes_ago": row.bucket * BUCKET_MINUTES, "jobs": row.jobs,
-             "p50_s": row.p50_s, "p95_s": row.p95_s}
+            {
+                "kind": row.kind,
+                "minutes_ago": row.bucket * BUCKET_MINUTES,
+                "jobs": row.jobs,
+                "p50_s": row.p50_s,
+                "p95_s": row.p95_s,
+            }
             for row in last_hour
         ],  # fmt: skip
         "models": [dict(row._mapping) for row in models],

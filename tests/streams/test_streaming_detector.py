@@ -7,12 +7,14 @@ import pytest
 
 from services.common.audio import AudioRejected, decode_audio
 from services.common.stream_audio import StreamFormat, UnsupportedFormat, open_decoder
-from services.kws.playback import PLAYBACK_DIR, committed_tracks
+from services.gateway.settings import GatewaySettings
+from services.kws.playback import PLAYBACK_DIR, committed_tracks, composed_track
 from services.kws.spotter import KeywordSpotter
 from services.kws.streaming import StreamingDetector
 from tests.audio_files import encode
 
-DEFAULT_LOOKAHEAD_MS = 200.0
+DEFAULT_LOOKAHEAD_MS = GatewaySettings.model_fields["stream_lookahead_ms"].default
+DEFAULT_SCAN_HOP_MS = GatewaySettings.model_fields["stream_scan_hop_ms"].default
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +38,22 @@ def run(detector: StreamingDetector, samples: np.ndarray, sizes: list[int]):
     return streamed, detector.finish()
 
 
-@pytest.mark.parametrize("track", committed_tracks(), ids=lambda track: track.name)
-@pytest.mark.parametrize(("chunk", "scan_hop_ms"), [(160, 0), (160, 40), (333, 0), (4000, 0)])
-def test_stream_equals_batch_on_the_committed_samples(spotter, track, chunk, scan_hop_ms):
+@pytest.mark.parametrize("track", [*committed_tracks(), composed_track(4)], ids=lambda track: track.name)
+@pytest.mark.parametrize(
+    ("chunk", "lookahead_ms", "scan_hop_ms"),
+    [
+        (320, DEFAULT_LOOKAHEAD_MS, DEFAULT_SCAN_HOP_MS),
+        (160, DEFAULT_LOOKAHEAD_MS, 0),
+        (333, DEFAULT_LOOKAHEAD_MS, 0),
+        (4000, DEFAULT_LOOKAHEAD_MS, 0),
+        (320, 40, DEFAULT_SCAN_HOP_MS),
+        (320, 200, DEFAULT_SCAN_HOP_MS),
+    ],
+)
+def test_stream_equals_batch_on_the_committed_samples(spotter, track, chunk, lookahead_ms, scan_hop_ms):
     samples = np.frombuffer(track.pcm, "<i2").astype(np.float32) / 32768
     batch = spotter.scan_samples(samples)
-    detector = StreamingDetector.with_lookahead_ms(spotter, DEFAULT_LOOKAHEAD_MS, scan_hop_ms)
+    detector = StreamingDetector.with_lookahead_ms(spotter, lookahead_ms, scan_hop_ms)
     streamed, final = run(detector, samples, [chunk] * (len(samples) // chunk))
     assert final.to_json_dict() == batch.to_json_dict()
     assert within_one_hop(streamed, batch.intervals, spotter.metadata.score_hop_ms), (streamed, batch)
