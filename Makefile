@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # Debian packages: decoding (ffmpeg), speech synthesis for the wake-word data (espeak-ng, festival),
 # Russian text to synthesise from (fortunes-ru), audio tools (sox, flac). RHVoice's Russian voices come from
-# Debian's non-free component, which setup adds as an apt source.
-APT_PACKAGES := ffmpeg espeak-ng sox libsox-fmt-all flac festival festvox-ru fortunes-ru libsndfile1 rhvoice rhvoice-russian
+# Debian's non-free component, which setup adds as an apt source. Operations tests: headless chromium loads the
+# store's /ops page; docker-compose validates deploy/compose.yaml (no Docker engine needed).
+APT_PACKAGES := ffmpeg espeak-ng sox libsox-fmt-all flac festival festvox-ru fortunes-ru libsndfile1 rhvoice rhvoice-russian chromium docker-compose
 NON_FREE_SOURCE := /etc/apt/sources.list.d/debian-non-free.sources
 PYTEST_ARGS ?=
 
