@@ -48,11 +48,12 @@ run: setup ## Start every service on loopback against the local RabbitMQ and Pos
 demo: setup ## Send the committed samples through the running stack and print the answers.
 	$(PY) -m services demo
 
-bench: ## Speed of the classifier, the kws scan and the whole stack (medians of several runs).
+bench: ## Speed of the classifier, the kws scan, the whole stack and replay-dlq (medians of several runs).
 	$(PY) -m benchmarks.classifier
 	$(PY) -m benchmarks.kws
 	$(PY) -m benchmarks.stack
 	$(PY) -m benchmarks.streams
+	$(PY) -m benchmarks.replay_dlq
 
 train-classifier: ## Retrain the cry models from ../shared/data; rewrites the ONNX files and the model card.
 	$(PY) -m services.classifier train
