@@ -48,7 +48,7 @@ run: setup ## Start every service on loopback against the local RabbitMQ and Pos
 demo: setup ## Send the committed samples through the running stack and print the answers.
 	$(PY) -m services demo
 
-bench: ## Speed of the classifier, the kws scan, the whole stack and replay-dlq (medians of several runs).
+bench: ## Speed of the classifier, the kws scan, the whole stack, streams and replay-dlq (medians of several runs).
 	$(PY) -m benchmarks.classifier
 	$(PY) -m benchmarks.kws
 	$(PY) -m benchmarks.stack

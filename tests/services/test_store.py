@@ -155,6 +155,9 @@ async def test_a_result_whose_chat_message_belongs_to_another_request_is_dead_le
     conflicting = first.model_copy(update={"request_id": f"{first.request_id}:other"})
 
     await broker.publish(first, RESULTS_EXCHANGE, CRY_RESULT_KEY, message_id=first.request_id)
+    # Only once the first is stored: the store handles several results at once, so two published together
+    # could be written in either order, and then the first would be the one that conflicts.
+    await eventually(lambda: _has_prediction(database, first.request_id), 20, "the first result to be stored")
     await broker.publish(conflicting, RESULTS_EXCHANGE, CRY_RESULT_KEY, message_id=conflicting.request_id)
 
     async def error_recorded() -> bool:
