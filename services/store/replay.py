@@ -4,8 +4,8 @@ Messages are taken from the dead-letter queue unacknowledged, in batches of ``BA
 queue through the default exchange (so each reaches exactly that queue, whatever else is bound to its old
 routing key) with publisher confirms, and acked from the dead-letter queue only once the broker has confirmed
 the copy. An interruption therefore never loses a message: at worst the batch in hand is in both queues, and
-the copies are duplicates that the store's unique keys absorb. Only the messages waiting when the replay
-starts are moved, so a job that fails again and returns to the dead-letter queue is not replayed in a loop.
+the copies are duplicates that the store's unique keys absorb. A job that fails again and returns to the
+dead-letter queue during the replay ends it, so a replay never loops.
 
 The copy keeps its body and message id but not its death history: the broker's ``x-death`` headers and the
 worker's attempt counter are dropped, so the job gets its full set of retries again.
@@ -47,7 +47,7 @@ DROPPED_HEADERS = frozenset(
 class ReplaySummary:
     queue: str
     moved: int
-    left: int
+    dead_letters_empty: bool
 
 
 def replayable_queues() -> list[str]:
@@ -65,25 +65,34 @@ def replay_headers(message: AbstractIncomingMessage) -> dict[str, int | str]:
     }
 
 
-async def take(dead_letters: AbstractQueue, count: int) -> list[AbstractIncomingMessage]:
-    """Up to ``count`` messages, unacknowledged: they return to the queue if this process dies."""
-    batch = []
+async def take(
+    dead_letters: AbstractQueue, count: int, moved_keys: set[str]
+) -> tuple[list[AbstractIncomingMessage], bool]:
+    """Up to ``count`` messages, unacknowledged (they return to the queue if this process dies), and whether a
+    message this run already moved came back (it failed again): that one is handed back and ends the run."""
+    batch: list[AbstractIncomingMessage] = []
     while len(batch) < count and (message := await dead_letters.get(no_ack=False, fail=False)) is not None:
+        if poison_key(message) in moved_keys:
+            await message.nack(requeue=True)
+            return batch, True
         batch.append(message)
-    return batch
+    return batch, False
 
 
-async def settle_acks(dead_letters: AbstractQueue) -> None:
-    """Return only once the broker has applied this channel's acks.
+async def is_empty_once_settled(dead_letters: AbstractQueue) -> bool:
+    """Whether the queue is empty, answered only once the broker has applied this channel's acks.
 
     A quorum queue applies a channel's acks asynchronously, and when the channel closes it hands back what the
     channel still holds, which can overtake the last acks (those messages would be replayed twice). A
     ``basic.get`` is applied after the channel's earlier acks, so once it answers they are all settled; a
-    message it takes is handed back untouched.
+    message it takes is handed back untouched. (The message count of a queue declaration can lag; this does
+    not.)
     """
     barrier = await dead_letters.get(no_ack=False, fail=False)
-    if barrier is not None:
-        await barrier.nack(requeue=True)
+    if barrier is None:
+        return True
+    await barrier.nack(requeue=True)
+    return False
 
 
 async def republish(publisher: Publisher, message: AbstractIncomingMessage, queue: str) -> None:
@@ -104,7 +113,8 @@ async def replay_dead_letters(
     report: Callable[[str], None],
     limit: int | None = None,
 ) -> ReplaySummary:
-    """Move up to ``limit`` (default: all now waiting) messages of ``queue``'s dead-letter queue back."""
+    """Move up to ``limit`` (default: all) messages of ``queue``'s dead-letter queue back; a message this
+    run already moved that comes back (it failed again) ends the run, so a replay never loops."""
     if queue not in replayable_queues():
         raise ValueError(f"{queue!r} is not a work queue; choose one of: {', '.join(replayable_queues())}")
     stop = shutdown_event()
@@ -113,11 +123,11 @@ async def replay_dead_letters(
         publisher = await Publisher.open(connection)
         channel = await connection.channel()
         dead_letters = await channel.declare_queue(dead_letter_queue(queue), passive=True)
-        waiting = dead_letters.declaration_result.message_count or 0
-        todo = waiting if limit is None else min(waiting, limit)
-        moved = 0
-        while moved < todo and not stop.is_set():
-            batch = await take(dead_letters, min(BATCH, todo - moved))
+        moved_keys: set[str] = set()
+        moved, came_back = 0, False
+        while not came_back and not stop.is_set() and (limit is None or moved < limit):
+            wanted = BATCH if limit is None else min(BATCH, limit - moved)
+            batch, came_back = await take(dead_letters, wanted, moved_keys)
             if not batch:
                 break
             # The batch's publishes wait for their confirms together (the broker syncs them to disk at
@@ -125,15 +135,14 @@ async def replay_dead_letters(
             await asyncio.gather(*(republish(publisher, message, queue) for message in batch))
             for message in batch:
                 await message.ack()
+                key = poison_key(message)
+                moved_keys.add(key)
                 moved += 1
-                reason = death_reason(message)
-                report(f"moved {poison_key(message)} ({reason}) {dead_letters.name} -> {queue}")
-        await settle_acks(dead_letters)
+                report(f"moved {key} ({death_reason(message)}) {dead_letters.name} -> {queue}")
+        empty = await is_empty_once_settled(dead_letters)
         await channel.close()
-        async with connection.channel() as counting:
-            left = await counting.declare_queue(dead_letter_queue(queue), passive=True)
         await publisher.close()
-        return ReplaySummary(queue, moved, left.declaration_result.message_count or 0)
+        return ReplaySummary(queue, moved, empty)
     finally:
         await connection.close()
 
@@ -146,7 +155,8 @@ def run_replay(queue: str, limit: int | None) -> int:
         print(error)
         return 2
     dlq = dead_letter_queue(queue)
-    print(f"moved {summary.moved} message(s) from {dlq} back to {queue}; {summary.left} left in {dlq}")
+    left = "is now empty" if summary.dead_letters_empty else "still holds messages (new, or failed again)"
+    print(f"moved {summary.moved} message(s) from {dlq} back to {queue}; {dlq} {left}")
     return 0
 
 

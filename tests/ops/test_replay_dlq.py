@@ -11,7 +11,12 @@ import sys
 from collections import Counter
 
 from services.common.settings import REPO_ROOT
-from services.common.topology import CRY_CLASSIFY_QUEUE, DEAD_LETTER_EXCHANGE, dead_letter_queue
+from services.common.topology import (
+    CRY_CLASSIFY_QUEUE,
+    DEAD_LETTER_EXCHANGE,
+    KWS_SCAN_QUEUE,
+    dead_letter_queue,
+)
 from services.common.worker import ATTEMPT_HEADER
 from services.store.replay import BATCH
 from tests.services.harness import BrokerProbe
@@ -31,10 +36,10 @@ async def dead_letter(broker: BrokerProbe, count: int, prefix: str) -> list[str]
     return ids
 
 
-def replay_command(amqp_url: str, *arguments: str) -> subprocess.Popen[str]:
+def replay_command(amqp_url: str, *arguments: str, queue: str = QUEUE) -> subprocess.Popen[str]:
     env = {**os.environ, "EARSHOT_AMQP_URL": amqp_url, "PYTHONUNBUFFERED": "1", "EARSHOT_LOG_FORMAT": "text"}
     return subprocess.Popen(
-        [sys.executable, "-m", "services.store", "replay-dlq", QUEUE, *arguments],
+        [sys.executable, "-m", "services.store", "replay-dlq", queue, *arguments],
         env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -48,7 +53,7 @@ async def test_replay_moves_each_message_back_prints_it_and_drops_its_death_hist
 
     assert process.returncode == 0, errors
     assert [line.split()[1] for line in output.splitlines()[:3]] == ids
-    assert output.splitlines()[-1] == f"moved 3 message(s) from {DLQ} back to {QUEUE}; 0 left in {DLQ}"
+    assert output.splitlines()[-1] == f"moved 3 message(s) from {DLQ} back to {QUEUE}; {DLQ} is now empty"
     moved = await broker.drain(QUEUE)
     assert [message.message_id for message in moved] == ids
     assert [message.body for message in moved] == [f'{{"id": "{i}"}}'.encode() for i in ids]
@@ -81,7 +86,26 @@ async def test_a_replay_killed_half_way_loses_nothing_and_a_second_run_finishes_
     finish = replay_command(amqp_url)
     output, errors = await asyncio.to_thread(finish.communicate, timeout=120)
     assert finish.returncode == 0, errors
-    assert output.splitlines()[-1].endswith(f"0 left in {DLQ}")
+    assert output.splitlines()[-1].endswith(f"{DLQ} is now empty")
     replayed = in_queue + [message.message_id for message in await broker.drain(QUEUE)]
     assert set(replayed) == set(ids)
     assert len(replayed) - len(ids) <= BATCH
+
+
+async def test_a_replay_of_jobs_that_fail_again_at_once_ends_instead_of_looping(
+    broker: BrokerProbe, amqp_url: str, start_service
+) -> None:
+    worker = start_service("kws")  # rejects these bodies at once: they go straight back to kws.scan.dlq
+    await broker.wait_for_consumers(KWS_SCAN_QUEUE, started=worker)
+    kws_dlq = dead_letter_queue(KWS_SCAN_QUEUE)
+    ids = [f"poison-{index}" for index in range(3 * BATCH)]
+    for message_id in ids:
+        await broker.publish_raw(b"{not a job", DEAD_LETTER_EXCHANGE, kws_dlq, message_id=message_id)
+
+    process = replay_command(amqp_url, queue=KWS_SCAN_QUEUE)
+    output, errors = await asyncio.to_thread(process.communicate, timeout=120)
+
+    assert process.returncode == 0, errors
+    moved = [line.split()[1] for line in output.splitlines() if line.startswith("moved poison-")]
+    assert moved and len(moved) == len(set(moved)), "no message is moved twice in one run"
+    assert output.splitlines()[-1].startswith(f"moved {len(moved)} message(s) from {kws_dlq}")
