@@ -19,7 +19,7 @@ import pytest
 from services.gateway.runtime import serve
 from services.gateway.settings import GatewaySettings
 from services.gateway.telegram_standin import TelegramStandIn
-from tests.services.harness import BrokerProbe, free_port
+from tests.services.harness import BrokerProbe, free_port, wait_until_serving
 
 TOKEN = "123456789:gateway-tests-token"
 # Small limits keep the size tests cheap.
@@ -72,6 +72,13 @@ async def start_gateway(
         stop.set()
         await asyncio.wait_for(task, 30)
         await standin.stop()
+
+
+@pytest.fixture
+async def gateway_with_store(start_gateway, start_service, store_url: str) -> RunningGateway:
+    """A gateway (bot on) and the real store process, which stores results and publishes the replies."""
+    await wait_until_serving(store_url, start_service("store"))
+    return await start_gateway()
 
 
 async def wait_until_healthy(url: str, task: asyncio.Task[None], timeout: float = 20.0) -> None:

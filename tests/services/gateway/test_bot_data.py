@@ -18,7 +18,7 @@ from services.gateway import replies
 from services.gateway.keyboards import SettingsCallback
 from services.store.donations import purge_expired_donations
 from services.store.settings import DonationSettings
-from tests.services.harness import DatabaseProbe, eventually, wait_until_serving
+from tests.services.harness import DatabaseProbe, eventually
 
 from .bot_helpers import SETTLE_S, VOICE, answered_voice_note, listening_message, new_chat, wait_for_jobs
 
@@ -124,10 +124,9 @@ async def test_turning_donation_off_deletes_what_was_donated(start_gateway, brok
 
 
 async def test_my_data_and_delete_my_data_cover_every_row_and_the_bot_still_works(
-    start_gateway, start_service, store_url, broker, database
+    gateway_with_store, broker, database
 ) -> None:
-    await wait_until_serving(store_url, start_service("store"))
-    gateway = await start_gateway()
+    gateway = gateway_with_store
     standin = gateway.standin
     chat = new_chat()
     await turn_donation(standin, chat, on=True)

@@ -15,7 +15,7 @@ from services.gateway import replies
 from services.gateway.keyboards import CHOSEN_MARK
 from services.store.feedback_report import build_report, render_report
 from services.store.repository import RatedAnswer
-from tests.services.harness import DatabaseProbe, wait_until_serving
+from tests.services.harness import DatabaseProbe
 
 from .bot_helpers import PROBABILITIES, answered_voice_note, new_chat
 
@@ -31,10 +31,9 @@ async def feedback_rows(database: DatabaseProbe, request_id: str) -> list[dict]:
 
 
 async def test_feedback_is_stored_once_per_request_and_the_last_answer_wins(
-    start_gateway, start_service, store_url, broker, database
+    gateway_with_store, broker, database
 ) -> None:
-    await wait_until_serving(store_url, start_service("store"))
-    gateway = await start_gateway()
+    gateway = gateway_with_store
     standin = gateway.standin
     chat = new_chat()
     answer, request_id = await answered_voice_note(standin, broker, chat, 21)
@@ -76,11 +75,8 @@ async def test_feedback_is_stored_once_per_request_and_the_last_answer_wins(
     assert "Confusion (rows: predicted, columns: reported):" in report and "tired" in report
 
 
-async def test_a_tap_cannot_rate_another_chats_answer(
-    start_gateway, start_service, store_url, broker, database
-) -> None:
-    await wait_until_serving(store_url, start_service("store"))
-    gateway = await start_gateway()
+async def test_a_tap_cannot_rate_another_chats_answer(gateway_with_store, broker, database) -> None:
+    gateway = gateway_with_store
     standin = gateway.standin
     chat = new_chat()
     answer, request_id = await answered_voice_note(standin, broker, chat, 21, language="en")
