@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 
 from aio_pika.abc import AbstractIncomingMessage
 
 from services.common.contracts import CryJob, CryResult
+from services.common.settings import REPO_ROOT
 from services.common.topology import CRY_CLASSIFY_QUEUE, CRY_RESULT_KEY, RESULTS_EXCHANGE
 from services.gateway import replies
 from services.gateway.telegram_standin import SentMessage, TelegramStandIn
@@ -95,3 +99,16 @@ async def answered_voice_note(
         m for m in standin.sent if m.message_id == listening.message_id and m.method == "editMessageText"
     ]
     return answer, job.request_id
+
+
+def store_command(command: str, **env: str) -> str:
+    """Run ``python -m services.store <command>`` with this run's environment (plus ``env``); its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.store", command],
+        env={**os.environ, **env},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout

@@ -4,23 +4,27 @@ process and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
-import sys
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.contracts import utc_now
-from services.common.settings import REPO_ROOT
 from services.gateway import replies
 from services.gateway.keyboards import SettingsCallback
 from services.store.donations import purge_expired_donations
 from services.store.settings import DonationSettings
 from tests.services.harness import DatabaseProbe, eventually
 
-from .bot_helpers import SETTLE_S, VOICE, answered_voice_note, listening_message, new_chat, wait_for_jobs
+from .bot_helpers import (
+    SETTLE_S,
+    VOICE,
+    answered_voice_note,
+    listening_message,
+    new_chat,
+    store_command,
+    wait_for_jobs,
+)
 
 # Every table that holds something about a chat, and how to find the chat's rows in it.
 CHAT_TABLES = {
@@ -95,15 +99,9 @@ async def test_donated_audio_is_kept_only_after_opt_in_until_the_purge(
 
 
 def test_the_purge_command_runs_against_the_database(database_url: str) -> None:
-    output = subprocess.run(
-        [sys.executable, "-m", "services.store", "purge-donations"],
-        env={**os.environ, "EARSHOT_DATABASE_URL": database_url, "EARSHOT_DONATION_RETENTION_DAYS": "30"},
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    output = store_command(
+        "purge-donations", EARSHOT_DATABASE_URL=database_url, EARSHOT_DONATION_RETENTION_DAYS="30"
+    )
     assert re.fullmatch(r"Deleted \d+ donated recording\(s\) older than 30 days\.\n", output)
 
 

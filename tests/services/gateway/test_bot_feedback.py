@@ -6,18 +6,13 @@ the model's own reasons. ``feedback-report`` reads the rows back.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
-from services.common.settings import REPO_ROOT
 from services.gateway import replies
 from services.gateway.keyboards import CHOSEN_MARK
 from services.store.feedback_report import build_report, render_report
 from services.store.repository import RatedAnswer
 from tests.services.harness import DatabaseProbe
 
-from .bot_helpers import PROBABILITIES, answered_voice_note, new_chat
+from .bot_helpers import PROBABILITIES, answered_voice_note, new_chat, store_command
 
 
 def latest_keyboard(standin, chat: int, message_id: int):
@@ -62,15 +57,7 @@ async def test_feedback_is_stored_once_per_request_and_the_last_answer_wins(
     assert await feedback_rows(database, request_id) == [{"verdict": "wrong", "reported_label": "tired"}]
     assert latest_keyboard(standin, chat, answer.message_id).button(CHOSEN_MARK + "усталость")
 
-    report = subprocess.run(
-        [sys.executable, "-m", "services.store", "feedback-report"],
-        env=os.environ.copy(),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    report = store_command("feedback-report")
     assert "Live accuracy from parents' feedback:" in report
     assert "Confusion (rows: predicted, columns: reported):" in report and "tired" in report
 
