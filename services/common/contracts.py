@@ -17,7 +17,10 @@ Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Language = Literal["ru", "en"]
 CryStatus = Literal["ok", "not_sure", "not_a_cry", "bad_audio"]
 KwsStatus = Literal["done", "rejected"]
-JobKind = Literal["cry.classify", "kws.scan"]
+EnrollStatus = Literal["ready", "rejected"]
+JobKind = Literal["cry.classify", "kws.scan", "kws.enroll"]
+VOICE_ID_PATTERN = r"^v_[0-9a-f]{32}$"
+VoiceId = Annotated[str, Field(pattern=VOICE_ID_PATTERN)]
 
 
 def utc_now() -> datetime:
@@ -56,13 +59,63 @@ class CryJob(Contract):
     received_at: datetime = Field(default_factory=utc_now)
 
 
+class VoiceModel(Contract):
+    """An enrolled voice's artefact (``KwsVoiceHead.v1`` JSON); it rides in the job, as workers have no
+    database."""
+
+    voice_id: VoiceId
+    head: dict[str, object]
+
+
 class KwsJob(Contract):
-    """A playback track to scan for the wake word. ``track_id`` is the sha256 of the audio bytes."""
+    """A playback track to scan for the wake word. ``track_id`` is the sha256 of the audio bytes; with
+    ``voice`` the track is scanned with that enrolled voice's head instead of the base model's."""
 
     contract: Literal["KwsJob.v1"] = "KwsJob.v1"
     track_id: Sha256Hex
     audio: AudioPayload
+    voice: VoiceModel | None = None
     received_at: datetime = Field(default_factory=utc_now)
+
+
+def scan_key(track_id: str, voice_id: str | None) -> str:
+    """A scan job's key (in logs and the errors table): the track, plus the voice when there is one."""
+    return f"{track_id}:{voice_id}" if voice_id else track_id
+
+
+class EnrollmentClipPayload(Contract):
+    """One enrollment clip: keyword clips carry the keyword's span in ms, keyword-free clips none."""
+
+    name: str = Field(min_length=1, max_length=200)
+    audio: AudioPayload
+    keyword: bool
+    span_ms: tuple[int, int] | None = None
+
+
+class KwsEnrollJob(Contract):
+    """A client's clips to adapt the spotter to its voice; ``voice_id`` is the job's key."""
+
+    contract: Literal["KwsEnrollJob.v1"] = "KwsEnrollJob.v1"
+    voice_id: VoiceId
+    clips: list[EnrollmentClipPayload] = Field(min_length=1)
+    seed: int = 0
+    received_at: datetime = Field(default_factory=utc_now)
+
+
+class KwsEnrollResult(Contract):
+    """The adapted head and its validation figures, or why the clips could not be used."""
+
+    contract: Literal["KwsEnrollResult.v1"] = "KwsEnrollResult.v1"
+    voice_id: VoiceId
+    status: EnrollStatus
+    head: dict[str, object] | None = None
+    model_version: str | None = None
+    validation: dict[str, object] | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    clip_blobs: list[Sha256Hex] = Field(default_factory=list)  # the store deletes them once this is stored
+    received_at: datetime
+    processed_at: datetime = Field(default_factory=utc_now)
 
 
 class CryResult(Contract):
@@ -96,6 +149,7 @@ class KwsResult(Contract):
 
     contract: Literal["KwsResult.v1"] = "KwsResult.v1"
     track_id: Sha256Hex
+    voice_id: VoiceId | None = None
     status: KwsStatus
     duration_ms: int | None = None
     intervals: list[SkipInterval] = Field(default_factory=list)

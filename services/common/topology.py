@@ -3,7 +3,8 @@
 Every service declares it idempotently at start (``services.common.amqp.declare_topology``), and
 ``deploy/rabbitmq/definitions.json`` mirrors it (a test holds the two equal).
 
-Flow: the gateway publishes jobs to ``earshot.jobs``; workers consume ``cry.classify`` / ``kws.scan`` and
+Flow: the gateway publishes jobs to ``earshot.jobs``; workers consume ``cry.classify`` / ``kws.scan`` /
+``kws.enroll`` and
 publish results to ``earshot.results``; the store consumes ``store.results``, writes PostgreSQL, and publishes
 replies for the bot to ``earshot.replies``, which the gateway consumes from ``gateway.replies``.
 Every work queue is a quorum queue with a delivery limit and a dead-letter exchange into ``<queue>.dlq``;
@@ -22,12 +23,14 @@ RETRY_EXCHANGE = "earshot.retry"
 
 CRY_CLASSIFY_QUEUE = "cry.classify"
 KWS_SCAN_QUEUE = "kws.scan"
+KWS_ENROLL_QUEUE = "kws.enroll"
 STORE_RESULTS_QUEUE = "store.results"
 GATEWAY_REPLIES_QUEUE = "gateway.replies"
 
 # Routing keys on RESULTS_EXCHANGE and REPLIES_EXCHANGE.
 CRY_RESULT_KEY = "cry.result"
 KWS_RESULT_KEY = "kws.result"
+KWS_ENROLL_RESULT_KEY = "kws.enroll.result"
 JOB_FAILED_KEY = "job.failed"
 REPLY_KEY = "reply"
 
@@ -121,6 +124,11 @@ EXCHANGES: tuple[Exchange, ...] = (
 QUEUES: tuple[Queue, ...] = (
     *work_queue(CRY_CLASSIFY_QUEUE, JOBS_EXCHANGE, (CRY_CLASSIFY_QUEUE,)),
     *work_queue(KWS_SCAN_QUEUE, JOBS_EXCHANGE, (KWS_SCAN_QUEUE,)),
-    *work_queue(STORE_RESULTS_QUEUE, RESULTS_EXCHANGE, (CRY_RESULT_KEY, KWS_RESULT_KEY, JOB_FAILED_KEY)),
+    *work_queue(KWS_ENROLL_QUEUE, JOBS_EXCHANGE, (KWS_ENROLL_QUEUE,)),
+    *work_queue(
+        STORE_RESULTS_QUEUE,
+        RESULTS_EXCHANGE,
+        (CRY_RESULT_KEY, KWS_RESULT_KEY, KWS_ENROLL_RESULT_KEY, JOB_FAILED_KEY),
+    ),
     *work_queue(GATEWAY_REPLIES_QUEUE, REPLIES_EXCHANGE, (REPLY_KEY,)),
 )

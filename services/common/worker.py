@@ -26,7 +26,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from dataclasses import dataclass
@@ -46,7 +46,15 @@ from services.common.amqp import (
     shutdown_event,
 )
 from services.common.blobs import BlobSettings, read_blob
-from services.common.contracts import AudioPayload, Contract, CryJob, JobFailed, JobKind, KwsJob
+from services.common.contracts import (
+    AudioPayload,
+    Contract,
+    CryJob,
+    JobFailed,
+    JobKind,
+    KwsEnrollJob,
+    KwsJob,
+)
 from services.common.logs import configure_logging
 from services.common.metrics import (
     JOB_PROCESSING_SECONDS,
@@ -72,7 +80,7 @@ log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-earshot-attempt"
 
-JobT = TypeVar("JobT", CryJob, KwsJob)
+JobT = TypeVar("JobT", CryJob, KwsJob, KwsEnrollJob)
 
 
 class WorkerSettings(BrokerSettings, BlobSettings):
@@ -227,33 +235,41 @@ def _short(error: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()[:5])
 
 
-async def serve(spec: JobSpec, settings: WorkerSettings) -> None:
-    """Consume until SIGTERM/SIGINT, then stop consuming, finish the jobs in flight and close."""
+async def serve(specs: Sequence[JobSpec], settings: WorkerSettings) -> None:
+    """Consume every spec's queue until SIGTERM/SIGINT, then stop consuming, finish the jobs in flight and
+    close. The specs share one connection, one publisher and the model threads."""
     stop = shutdown_event()
-    record_model(spec.kind, spec.model_version)
+    for spec in specs:
+        record_model(spec.kind, spec.model_version)
     if settings.metrics_port is None:
         log.info("metrics server off (set EARSHOT_METRICS_PORT to serve /metrics)")
     else:
         serve_worker_metrics(settings.metrics_port, settings.metrics_host)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
-    connection = await connect(settings, name=f"earshot-worker-{spec.kind}-{os.getpid()}")
+    kinds = "+".join(spec.kind for spec in specs)
+    connection = await connect(settings, name=f"earshot-worker-{kinds}-{os.getpid()}")
     publisher = await Publisher.open(connection)
-    with ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix=spec.kind) as executor:
-        worker = JobWorker(spec, settings, publisher, executor)
-        consumer = await Consumer.start(connection, spec.queue, worker.handle, settings.prefetch)
+    with ThreadPoolExecutor(max_workers=settings.model_threads, thread_name_prefix=kinds) as executor:
+        consumers = []
+        for spec in specs:
+            worker = JobWorker(spec, settings, publisher, executor)
+            consumers.append(await Consumer.start(connection, spec.queue, worker.handle, settings.prefetch))
         await stop.wait()
-        log.info("shutting down: no new jobs, finishing %d in flight", consumer.in_flight)
-        await consumer.stop()
+        in_flight = sum(consumer.in_flight for consumer in consumers)
+        log.info("shutting down: no new jobs, finishing %d in flight", in_flight)
+        for consumer in consumers:
+            await consumer.stop()
     await publisher.close()
     await connection.close()
     log.info("stopped")
 
 
 def run_worker(
-    load_spec: Callable[[WorkerSettings], JobSpec], settings: WorkerSettings | None = None
+    load_specs: Callable[[WorkerSettings], JobSpec | Sequence[JobSpec]],
+    settings: WorkerSettings | None = None,
 ) -> None:
     """Load the model first (a worker that cannot load it never takes a job), then serve until signalled."""
     configure_logging()
     settings = settings or WorkerSettings()
-    spec = load_spec(settings)
-    asyncio.run(serve(spec, settings))
+    specs = load_specs(settings)
+    asyncio.run(serve([specs] if isinstance(specs, JobSpec) else list(specs), settings))

@@ -12,21 +12,24 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass
+from typing import Annotated
 
 from aio_pika.abc import AbstractRobustConnection
 from aiogram import Bot, Dispatcher
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import UploadFile
 
 from services.common.audio import AudioErrorCode
+from services.common.contracts import VOICE_ID_PATTERN, VoiceModel
 from services.common.metrics import instrument_app
 from services.gateway.jobs import JobSubmitter
 from services.gateway.settings import GatewaySettings
 from services.gateway.streams import StreamService, add_stream_route
 from services.store import repository
+from services.store.models import ApiKey
 
 log = logging.getLogger(__name__)
 
@@ -80,22 +83,26 @@ def create_app(gateway: GatewayHttp) -> FastAPI:
     limit = settings.max_upload_bytes
 
     @app.post("/v1/tracks", status_code=202)
-    async def post_track(request: Request) -> JSONResponse:
-        """Accept a playback track for a wake-word scan; the same audio twice gives the same ``track_id``."""
-        raw_key = request.headers.get(API_KEY_HEADER)
-        if not raw_key:
-            return error(401, "missing_api_key", f"Send your API key in the {API_KEY_HEADER} header.")
-        async with gateway.sessions() as session:
-            api_key = await repository.find_api_key(session, raw_key)
-        if api_key is None:
-            return error(401, "invalid_api_key", "This API key is not valid.")
+    async def post_track(
+        request: Request, voice_id: Annotated[str | None, Query(pattern=VOICE_ID_PATTERN)] = None
+    ) -> JSONResponse:
+        """Accept a playback track for a wake-word scan; the same audio twice gives the same ``track_id``.
+        With ``voice_id`` (an enrolled, ready voice of this key) the track is scanned with that voice."""
+        api_key = await authenticate(gateway, request)
+        if isinstance(api_key, JSONResponse):
+            return api_key
+        voice = None
+        if voice_id is not None:
+            voice = await scan_voice(gateway, voice_id, api_key.id)
+            if isinstance(voice, JSONResponse):
+                return voice
         try:
             audio = await read_upload(request, limit)
         except UploadTooLarge:
             return error(413, "too_large", f"The upload is larger than the limit of {limit / 1e6:.1f} MB.")
         except UnsupportedUpload as unsupported:
             return error(unsupported.status, unsupported.code, unsupported.message)
-        admission = await gateway.submitter.submit_track(audio, api_key.id, settings.track_limits)
+        admission = await gateway.submitter.submit_track(audio, api_key.id, settings.track_limits, voice)
         log.info("track %s: %s", admission.key, admission.outcome)
         if admission.rejection is not None:
             rejection = admission.rejection
@@ -104,7 +111,8 @@ def create_app(gateway: GatewayHttp) -> FastAPI:
             {
                 "track_id": admission.key,
                 "status": admission.outcome,
-                "skip_kws_url": f"{settings.store_public_url}/v1/tracks/{admission.key}/skip-kws",
+                "skip_kws_url": f"{settings.store_public_url}/v1/tracks/{admission.key}/skip-kws"
+                + (f"?voice_id={voice_id}" if voice_id else ""),
             },
             status_code=202,
         )
@@ -126,7 +134,35 @@ def create_app(gateway: GatewayHttp) -> FastAPI:
         add_stream_route(app, gateway.streams, gateway.sessions, gateway.submitter)
     if gateway.webhook is not None:
         add_webhook_route(app, settings.telegram_webhook_path, gateway.webhook)
+    from services.gateway.voices import add_voice_routes  # that module builds on this one
+
+    add_voice_routes(app, gateway)
     return app
+
+
+async def authenticate(gateway: GatewayHttp, request: Request) -> ApiKey | JSONResponse:
+    """The request's live API key, or the 401 answer to send."""
+    raw_key = request.headers.get(API_KEY_HEADER)
+    if not raw_key:
+        return error(401, "missing_api_key", f"Send your API key in the {API_KEY_HEADER} header.")
+    async with gateway.sessions() as session:
+        api_key = await repository.find_api_key(session, raw_key)
+    if api_key is None:
+        return error(401, "invalid_api_key", "This API key is not valid.")
+    return api_key
+
+
+async def scan_voice(gateway: GatewayHttp, voice_id: str, api_key_id: int) -> VoiceModel | JSONResponse:
+    """The enrolled voice a track is to be scanned with, or the answer to send when it cannot be used."""
+    async with gateway.sessions() as session:
+        voice = await repository.find_voice(session, voice_id, api_key_id)
+    if voice is None:
+        return error(404, "unknown_voice", f"No voice {voice_id} for this API key.")
+    if voice.status != "ready":
+        return error(
+            409, "voice_not_ready", f"Voice {voice_id} is {voice.status}; see GET /v1/voices/{voice_id}."
+        )
+    return VoiceModel(voice_id=voice_id, head=voice.head)
 
 
 def add_webhook_route(app: FastAPI, path: str, webhook: TelegramWebhook) -> None:

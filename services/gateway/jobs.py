@@ -35,18 +35,24 @@ from services.common.blobs import BlobSettings, write_blob
 from services.common.contracts import (
     AudioPayload,
     CryJob,
+    EnrollmentClipPayload,
     JobFailed,
     JobKind,
+    KwsEnrollJob,
     KwsJob,
     KwsResult,
     Language,
+    VoiceModel,
+    scan_key,
     utc_now,
 )
+from services.common.enrollment import EnrollmentRejected
 from services.common.logs import bind_ids
 from services.common.topology import (
     CRY_CLASSIFY_QUEUE,
     JOB_FAILED_KEY,
     JOBS_EXCHANGE,
+    KWS_ENROLL_QUEUE,
     KWS_RESULT_KEY,
     KWS_SCAN_QUEUE,
     RESULTS_EXCHANGE,
@@ -87,6 +93,16 @@ class FairUse:
 
     recordings: int
     window_s: float
+
+
+@dataclass(frozen=True)
+class EnrollmentClip:
+    """One uploaded enrollment clip, checked: its bytes, its kind and its keyword span if given."""
+
+    name: str
+    audio: bytes
+    keyword: bool
+    span_ms: tuple[int, int] | None
 
 
 @dataclass(frozen=True)
@@ -192,20 +208,29 @@ class JobSubmitter:
             return Admission("rate_limited", request_id, retry_after_s=max(retry_after_s, 1.0))
         return None
 
-    async def submit_track(self, audio: bytes, api_key_id: int, limits: AudioLimits) -> Admission:
-        """Check a playback track and publish a ``KwsJob`` keyed by its sha256, once per distinct audio."""
+    async def submit_track(
+        self, audio: bytes, api_key_id: int, limits: AudioLimits, voice: VoiceModel | None = None
+    ) -> Admission:
+        """Check a playback track and publish a ``KwsJob`` keyed by its sha256, once per distinct audio
+        (and, with ``voice``, once per distinct audio and voice)."""
         track_id = track_id_of(audio)
         bind_ids(track_id=track_id)
+        voice_id = voice.voice_id if voice else None
         try:
             await asyncio.to_thread(probe_duration, audio, limits)
         except AudioRejected as rejection:
-            await self.record_rejection("kws.scan", track_id, rejection)
+            await self.record_rejection("kws.scan", scan_key(track_id, voice_id), rejection)
             return Admission("rejected", track_id, rejection)
         async with all_or_nothing(self._engine) as session:
-            if not await repository.claim_track(session, track_id, len(audio), api_key_id):
+            if voice_id is not None:
+                claimed = await repository.claim_voice_track(session, voice_id, track_id)
+            else:
+                claimed = await repository.claim_track(session, track_id, len(audio), api_key_id)
+            if not claimed:
                 return Admission("duplicate", track_id)
-            job = KwsJob(track_id=track_id, audio=self._payload(audio))
-            await self._publisher.publish(job, JOBS_EXCHANGE, KWS_SCAN_QUEUE, message_id=track_id)
+            job = KwsJob(track_id=track_id, audio=self._payload(audio), voice=voice)
+            key = scan_key(track_id, voice_id)
+            await self._publisher.publish(job, JOBS_EXCHANGE, KWS_SCAN_QUEUE, message_id=key)
         return Admission("accepted", track_id)
 
     async def submit_stream_result(self, result: KwsResult, size_bytes: int, api_key_id: int) -> Outcome:
@@ -223,7 +248,25 @@ class JobSubmitter:
             )
         return "accepted"
 
-    async def record_rejection(self, job_kind: JobKind, key: str, rejection: AudioRejected) -> None:
+    async def submit_enrollment(
+        self, voice_id: str, api_key_id: int, clips: list[EnrollmentClip], free_speech_s: float, seed: int
+    ) -> None:
+        """Record the voice (owned by ``api_key_id``) and publish its ``KwsEnrollJob``, both or neither."""
+        payloads = [
+            EnrollmentClipPayload(
+                name=clip.name, audio=self._payload(clip.audio), keyword=clip.keyword, span_ms=clip.span_ms
+            )
+            for clip in clips
+        ]
+        keyword_clips = sum(clip.keyword for clip in clips)
+        async with all_or_nothing(self._engine) as session:
+            await repository.claim_voice(session, voice_id, api_key_id, keyword_clips, free_speech_s)
+            job = KwsEnrollJob(voice_id=voice_id, clips=payloads, seed=seed)
+            await self._publisher.publish(job, JOBS_EXCHANGE, KWS_ENROLL_QUEUE, message_id=voice_id)
+
+    async def record_rejection(
+        self, job_kind: JobKind, key: str, rejection: AudioRejected | EnrollmentRejected
+    ) -> None:
         """Leave an errors row (through the store) for an upload refused at the edge."""
         failure = JobFailed(
             job_kind=job_kind, key=key, error_code=rejection.code, error_message=rejection.message, attempts=0

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Literal
 
 from services.common.audio import AudioLimits
+from services.common.enrollment import EnrollmentLimits
 from services.common.settings import BrokerSettings, DatabaseSettings
 from services.store.settings import DonationSettings
 
 
-class GatewaySettings(BrokerSettings, DatabaseSettings, DonationSettings):
+class GatewaySettings(BrokerSettings, DatabaseSettings, DonationSettings, EnrollmentLimits):
     """Everything the gateway needs: where the broker and database are, Telegram, HTTP and upload limits."""
 
     # Telegram. Without a token the gateway serves HTTP only.

@@ -61,6 +61,20 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_bank(_: argparse.Namespace) -> int:
+    from services.kws.enrollment_eval import build_bank as build
+
+    build(KWS_CACHE)
+    return 0
+
+
+def enroll_evaluate(_: argparse.Namespace) -> int:
+    from services.kws.enrollment_eval import run_enrollment_evaluation
+
+    run_enrollment_evaluation(KWS_CACHE)
+    return 0
+
+
 def calibrate(args: argparse.Namespace) -> int:
     from services.kws.calibration import run_calibration
 
@@ -105,9 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("run", help="the worker: consume kws.scan jobs until SIGTERM").set_defaults(
-        handler=run
-    )
+    commands.add_parser(
+        "run", help="the worker: consume kws.scan and kws.enroll jobs until SIGTERM"
+    ).set_defaults(handler=run)
 
     scan_parser = commands.add_parser("scan", help="skip_kws intervals of audio files")
     scan_parser.add_argument("files", nargs="+")
@@ -125,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument("--workers", type=int, default=2)
     evaluate_parser.set_defaults(handler=evaluate)
 
+    commands.add_parser(
+        "build-bank", help="general frames mixed into every voice enrollment (models/marusya_bank.npz)"
+    ).set_defaults(handler=build_bank)
+    commands.add_parser(
+        "enroll-evaluate", help="enroll held-out voices with 10/30/100 clips; write MODEL_CARD.md's section"
+    ).set_defaults(handler=enroll_evaluate)
     commands.add_parser("calibrate", help="choose the playback threshold against the echo path").set_defaults(
         handler=calibrate
     )

@@ -17,6 +17,7 @@ import soxr
 
 from services.common.settings import SHARED_DATA_DIR
 from services.kws import augment
+from services.kws.detector import FrameTiming
 from services.kws.features import SAMPLE_RATE
 from services.kws.network import SCORE_STRIDE
 from services.kws.speech_plan import VoicePlan
@@ -25,7 +26,7 @@ from services.kws.synthesis import SpeechCache
 WINDOW_S = 3.0
 SCORE_HOP_MS = 10.0 * SCORE_STRIDE
 SCORE_OFFSET_MS = 12.5  # centre of the first 25 ms feature frame
-EDGE_IGNORE_MS = 30.0  # frames this close to a span edge are neither positive nor negative in training
+TRAINING_TIMING = FrameTiming(hop_ms=SCORE_HOP_MS, offset_ms=SCORE_OFFSET_MS)
 
 
 @dataclass
@@ -164,18 +165,6 @@ def _telephone(audio: np.ndarray) -> np.ndarray:
     )
     decoded = np.sign(encoded) * np.expm1(np.abs(encoded) * np.log1p(mu)) / mu * peak
     return soxr.resample(decoded.astype(np.float32), 8000, SAMPLE_RATE)[: len(audio)].astype(np.float32)
-
-
-def frame_labels(n_score_frames: int, spans_ms: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Per score frame: 1 inside a keyword span, 0 outside; weight 0 near span edges."""
-    centres = SCORE_OFFSET_MS + SCORE_HOP_MS * np.arange(n_score_frames)
-    labels = np.zeros(n_score_frames, np.float32)
-    weights = np.ones(n_score_frames, np.float32)
-    for start, end in spans_ms:
-        labels[(centres >= start) & (centres <= end)] = 1.0
-        near_edge = (np.abs(centres - start) < EDGE_IGNORE_MS) | (np.abs(centres - end) < EDGE_IGNORE_MS)
-        weights[near_edge] = 0.0
-    return labels, weights
 
 
 def training_window(

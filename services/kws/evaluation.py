@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from services.kws.dataset import Augmenter, VoiceAudio, compose, keyword_speed
 from services.kws.detector import detect
 from services.kws.features import SAMPLE_RATE
 from services.kws.intervals import SkipInterval, detections_to_intervals
 from services.kws.spotter import KeywordSpotter
+
+if TYPE_CHECKING:  # the dataset module brings the training-only augmentation libraries
+    from services.kws.dataset import Augmenter, VoiceAudio
 
 MARGIN_S = 0.5
 
@@ -43,6 +46,7 @@ def _margin(audio: np.ndarray) -> np.ndarray:
 
 def voice_tracks(voice: VoiceAudio, rng: np.random.Generator, augmenter: Augmenter | None) -> VoiceTracks:
     """Tracks of one voice; ``augmenter`` (or None for clean audio) is applied to each track."""
+    from services.kws.dataset import compose, keyword_speed
 
     def channel(audio: np.ndarray) -> np.ndarray:
         return augmenter(audio, rng) if augmenter else audio

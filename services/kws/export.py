@@ -10,6 +10,8 @@ import torch
 
 from services.kws.features import HOP, N_MELS, SAMPLE_RATE
 
+EMBEDDINGS_OUTPUT = "embeddings"
+
 
 def export_onnx(net: torch.nn.Module, path: Path, metadata: dict[str, object]) -> None:
     """Export ``net`` (features (1, frames, mels) → scores (1, score frames)) and attach ``metadata``."""
@@ -25,7 +27,24 @@ def export_onnx(net: torch.nn.Module, path: Path, metadata: dict[str, object]) -
         opset_version=17,
         dynamo=False,
     )
+    add_embedding_output(path)
     write_metadata(path, metadata)
+
+
+def add_embedding_output(path: Path) -> None:
+    """Expose the input of the final 1×1 head convolution as a second output, ``embeddings``
+    (1, channels, score frames): voice enrollment fits its own head on them. The ``scores`` output, and
+    every weight, stay exactly as they were."""
+    model = onnx.load(str(path))
+    if any(output.name == EMBEDDINGS_OUTPUT for output in model.graph.output):
+        return
+    (head,) = [node for node in model.graph.node if node.op_type == "Conv" and "head.weight" in node.input]
+    model.graph.node.append(onnx.helper.make_node("Identity", [head.input[0]], [EMBEDDINGS_OUTPUT]))
+    model.graph.output.append(
+        onnx.helper.make_tensor_value_info(EMBEDDINGS_OUTPUT, onnx.TensorProto.FLOAT, [1, None, None])
+    )
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def write_metadata(path: Path, metadata: dict[str, object]) -> None:

@@ -72,5 +72,15 @@ class SpotterModel:
         """Keyword probability per score frame for log-mel ``features`` (frames, mels) of one track."""
         if len(features) == 0:
             return np.zeros(0, np.float32)
-        (scores,) = self.session.run(None, {"features": features[None].astype(np.float32, copy=False)})
+        (scores,) = self.session.run(["scores"], {"features": features[None].astype(np.float32, copy=False)})
         return scores[0]
+
+    def frame_embeddings(self, features: np.ndarray) -> np.ndarray:
+        """The network's penultimate activations per score frame, shape (score frames, channels): what
+        the shipped head turns into ``frame_scores`` and what an enrolled voice's head reads instead."""
+        if len(features) == 0:
+            return np.zeros((0, self.session.get_outputs()[1].shape[1]), np.float32)
+        (embeddings,) = self.session.run(
+            ["embeddings"], {"features": features[None].astype(np.float32, copy=False)}
+        )
+        return embeddings[0].T

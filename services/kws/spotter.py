@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from services.kws.detector import detect
 from services.kws.features import N_MELS, StreamingLogMel, log_mel
 from services.kws.intervals import Padding, SkipInterval, detections_to_intervals
 from services.kws.model import SpotterModel
+
+if TYPE_CHECKING:
+    from services.kws.enrollment import VoiceHead
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,11 @@ class KwsScan:
 
 
 class KeywordSpotter:
-    """Playback-side detector: the model at its playback threshold, plus padding."""
+    """Playback-side detector: the model at its playback threshold, plus padding.
+
+    With an enrolled voice's ``head`` the network's embeddings go through that head instead of the
+    shipped one, at the voice's own threshold.
+    """
 
     def __init__(
         self,
@@ -51,12 +59,30 @@ class KeywordSpotter:
         padding: Padding | None = None,
         limits: AudioLimits | None = None,
         threshold: float | None = None,
+        head: VoiceHead | None = None,
     ) -> None:
+        if head is not None and head.base_model_version != model.metadata.version:
+            raise ValueError(
+                f"the voice head was fitted on model {head.base_model_version}, not {model.metadata.version}"
+            )
         self.model = model
         self.metadata = model.metadata
         self.padding = padding or model.metadata.padding
         self.limits = limits or AudioLimits()
-        self.threshold = model.metadata.playback_threshold if threshold is None else threshold
+        self.head = head
+        default = model.metadata.playback_threshold if head is None else head.threshold
+        self.threshold = default if threshold is None else threshold
+
+    def with_voice(self, head: VoiceHead) -> KeywordSpotter:
+        """The same spotter (padding, limits) scoring through an enrolled voice's head."""
+        return KeywordSpotter(self.model, self.padding, self.limits, head=head)
+
+    @property
+    def model_version(self) -> str:
+        """The shipped model's version, plus the voice head's fingerprint when there is one."""
+        if self.head is None:
+            return self.metadata.version
+        return f"{self.metadata.version}+voice.{self.head.version}"
 
     @classmethod
     def load(cls, model_path: Path | None = None) -> KeywordSpotter:
@@ -86,7 +112,7 @@ class KeywordSpotter:
         with stage("features"):
             features = log_mel(samples)
         with stage("inference"):
-            scores = self.model.frame_scores(features)
+            scores = self.feature_scores(features)
         return self.scan_scores(scores, duration_ms, threshold)
 
     def scan_scores(self, scores: np.ndarray, duration_ms: int, threshold: float | None = None) -> KwsScan:
@@ -94,11 +120,17 @@ class KeywordSpotter:
         threshold = self.threshold if threshold is None else threshold
         detections = detect(scores, self.metadata.detector(threshold), self.metadata.timing)
         intervals = detections_to_intervals(detections, self.padding, duration_ms, self.metadata.merge_gap_ms)
-        return KwsScan(duration_ms, intervals, self.metadata.version, threshold)
+        return KwsScan(duration_ms, intervals, self.model_version, threshold)
 
     def frame_scores(self, samples: np.ndarray) -> np.ndarray:
         """Per-frame keyword probabilities of a whole track (for evaluation and calibration)."""
-        return self.model.frame_scores(log_mel(samples))
+        return self.feature_scores(log_mel(samples))
+
+    def feature_scores(self, features: np.ndarray) -> np.ndarray:
+        """Per-frame keyword probabilities from log-mel features: the shipped head, or the voice's."""
+        if self.head is None:
+            return self.model.frame_scores(features)
+        return self.head.frame_scores(self.model.frame_embeddings(features))
 
 
 @dataclass

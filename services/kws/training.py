@@ -19,15 +19,16 @@ import torch
 from services.kws.dataset import (
     SCORE_HOP_MS,
     SCORE_OFFSET_MS,
+    TRAINING_TIMING,
     Augmenter,
     VoiceAudio,
-    frame_labels,
     load_voice_audio,
     training_window,
 )
 from services.kws.evaluation import ScoredTracks, choose_threshold, score_voice, voice_tracks
 from services.kws.export import base_metadata, export_onnx, read_metadata, write_metadata
 from services.kws.features import N_MELS, log_mel
+from services.kws.labels import frame_labels
 from services.kws.model import SpotterModel
 from services.kws.network import SpotterNet, context_frames
 from services.kws.speech_plan import plan_split
@@ -65,7 +66,7 @@ def _make_windows(seeds: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     for seed in seeds:
         audio, spans = training_window(voices, augmenter, np.random.default_rng(seed))
         frames = log_mel(audio)
-        label, weight = frame_labels((len(frames) + 1) // 2, spans)
+        label, weight = frame_labels((len(frames) + 1) // 2, spans, TRAINING_TIMING)
         features.append(frames.astype(np.float16))
         labels.append(label)
         weights.append(weight)

@@ -6,6 +6,9 @@ playback audio, so anyone holding the audio could otherwise read its result, and
 (``tg:<chat_id>:<message_id>``) while their results concern a family. Any live key may read any track: the
 result depends only on the audio, never on who posted it. ``/healthz`` and ``/readyz`` are open.
 
+``?voice_id=`` reads the track's scan with that enrolled voice; voices (``GET``/``DELETE /v1/voices/{id}``)
+belong to the key that enrolled them, and another key gets 404, as for a voice that does not exist.
+
 ``skip-kws`` answers:
 - 200 with the intervals once done; results are immutable, so the answer carries an ``ETag`` and
   ``Cache-Control: immutable``, and a request with a matching ``If-None-Match`` gets 304;
@@ -26,9 +29,10 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.common.contracts import VOICE_ID_PATTERN
 from services.common.metrics import instrument_app
 from services.store import repository
-from services.store.models import ApiKey
+from services.store.models import ApiKey, Voice
 from services.store.ops import ops_router
 from services.store.results import DatabaseHealth, TrackSignals
 from services.store.settings import StoreSettings
@@ -38,6 +42,7 @@ from services.store.settings import StoreSettings
 POLL_INTERVAL_S = 1.0
 IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
 TrackId = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="sha256 of the track's audio bytes")]
+VoiceIdPath = Annotated[str, Path(pattern=VOICE_ID_PATTERN, description="from POST /v1/voices")]
 
 
 def create_app(
@@ -63,23 +68,47 @@ def create_app(
             raise HTTPException(401, "This API key is not valid.")
         return key
 
-    async def track_status(track_id: str) -> repository.TrackStatus:
+    async def track_status(track_id: str, voice_id: str | None) -> repository.TrackStatus:
         async with sessions() as db:
-            return await repository.track_status(db, track_id)
+            return await repository.track_status(db, track_id, voice_id)
+
+    async def owned_voice(voice_id: str, key: ApiKey) -> Voice:
+        async with sessions() as db:
+            voice = await repository.find_voice(db, voice_id, key.id)
+        if voice is None:
+            raise HTTPException(404, f"No voice {voice_id} for this API key.")
+        return voice
 
     @app.get("/v1/tracks/{track_id}/skip-kws")
     async def skip_kws(
         track_id: TrackId,
         request: Request,
-        _key: Annotated[ApiKey, Depends(api_key)],
+        key: Annotated[ApiKey, Depends(api_key)],
         wait: Annotated[float, Query(ge=0, description="seconds to long-poll while pending")] = 0.0,
+        voice_id: Annotated[str | None, Query(pattern=VOICE_ID_PATTERN)] = None,
     ) -> Response:
+        if voice_id is not None:
+            await owned_voice(voice_id, key)
         deadline = time.monotonic() + min(wait, settings.max_wait_s)
-        status = await track_status(track_id)
+        status = await track_status(track_id, voice_id)
         while status.state == "pending" and (remaining := deadline - time.monotonic()) > 0:
             await signals.wait(track_id, min(remaining, POLL_INTERVAL_S))
-            status = await track_status(track_id)
+            status = await track_status(track_id, voice_id)
         return track_response(track_id, status, request.headers.get("if-none-match"))
+
+    @app.get("/v1/voices/{voice_id}")
+    async def get_voice(voice_id: VoiceIdPath, key: Annotated[ApiKey, Depends(api_key)]) -> dict:
+        """Status of an enrollment and, once ready, its validation figures (base against adapted)."""
+        return repository.voice_summary(await owned_voice(voice_id, key))
+
+    @app.delete("/v1/voices/{voice_id}", status_code=204)
+    async def delete_voice(voice_id: VoiceIdPath, key: Annotated[ApiKey, Depends(api_key)]) -> Response:
+        """Delete the voice's artefact and every result cached for it."""
+        async with sessions() as db:
+            deleted = await repository.delete_voice(db, voice_id, key.id)
+        if not deleted:
+            raise HTTPException(404, f"No voice {voice_id} for this API key.")
+        return Response(status_code=204)
 
     @app.get("/v1/requests/{request_id}")
     async def get_request(request_id: str, _key: Annotated[ApiKey, Depends(api_key)]) -> dict:

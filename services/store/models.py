@@ -6,7 +6,10 @@
   gateway sent it to the parent.
 - ``predictions``: the classifier's answer, one per request.
 - ``tracks``: one row per playback track a client posted, claimed by the gateway on its sha256.
-- ``kws_results``: the spotter's answer, one per track (``done`` with intervals, or ``rejected``, why).
+- ``kws_results``: the spotter's answer, one per (track, voice) (``done`` with intervals, or ``rejected``,
+  why); ``voice_id`` is '' for the base model.
+- ``voices``: enrolled voices, one per ``POST /v1/voices``, owned by one API key: status, the adapted head
+  (the artefact) and its validation figures. ``voice_tracks``: claims of (voice, track) scans.
 - ``errors``: jobs a worker gave up on (after its retries, or poison), one per job.
 
 The bot's tables (a chat is the user: the bot answers private chats):
@@ -110,6 +113,7 @@ class KwsResultRow(Base):
     __tablename__ = "kws_results"
 
     track_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    voice_id: Mapped[str] = mapped_column(String(40), primary_key=True, server_default="")
     status: Mapped[str] = mapped_column(String(32), nullable=False)
     duration_ms: Mapped[int | None] = mapped_column(BigInteger)
     intervals: Mapped[list] = mapped_column(JSONB, nullable=False)
@@ -120,6 +124,35 @@ class KwsResultRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     stored_at: Mapped[datetime] = created_at_column()
+
+
+class Voice(Base):
+    __tablename__ = "voices"
+
+    voice_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # pending, ready, rejected, failed
+    keyword_clips: Mapped[int] = mapped_column(Integer, nullable=False)
+    free_speech_s: Mapped[float] = mapped_column(Float, nullable=False)
+    head: Mapped[dict | None] = mapped_column(JSONB)
+    model_version: Mapped[str | None] = mapped_column(String(200))
+    validation: Mapped[dict | None] = mapped_column(JSONB)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class VoiceTrack(Base):
+    __tablename__ = "voice_tracks"
+
+    voice_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("voices.voice_id", ondelete="CASCADE"), primary_key=True
+    )
+    track_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = created_at_column()
 
 
 class JobError(Base):

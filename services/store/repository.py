@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.contracts import CryResult, JobFailed, KwsResult
+from services.common.contracts import CryResult, JobFailed, KwsEnrollResult, KwsResult, scan_key
 from services.store.models import (
     ApiKey,
     ChatNotice,
@@ -35,6 +35,8 @@ from services.store.models import (
     KwsResultRow,
     Prediction,
     Track,
+    Voice,
+    VoiceTrack,
 )
 
 API_KEY_PREFIX = "ek_"
@@ -74,6 +76,114 @@ async def claim_track(session: AsyncSession, track_id: str, size_bytes: int, api
         .values(track_id=track_id, size_bytes=size_bytes, api_key_id=api_key_id)
         .on_conflict_do_nothing()
         .returning(Track.track_id)
+    )
+    return await _inserted(session, statement)
+
+
+async def claim_voice(
+    session: AsyncSession, voice_id: str, api_key_id: int, keyword_clips: int, free_speech_s: float
+) -> bool:
+    """Record an enrollment before its job is published; the voice belongs to ``api_key_id`` only."""
+    statement = (
+        insert(Voice)
+        .values(
+            voice_id=voice_id,
+            api_key_id=api_key_id,
+            status="pending",
+            keyword_clips=keyword_clips,
+            free_speech_s=free_speech_s,
+        )
+        .on_conflict_do_nothing()
+        .returning(Voice.voice_id)
+    )
+    return await _inserted(session, statement)
+
+
+async def claim_voice_track(session: AsyncSession, voice_id: str, track_id: str) -> bool:
+    """Record a scan of a track with an enrolled voice; True only the first time for (voice, track)."""
+    statement = (
+        insert(VoiceTrack)
+        .values(voice_id=voice_id, track_id=track_id)
+        .on_conflict_do_nothing()
+        .returning(VoiceTrack.track_id)
+    )
+    return await _inserted(session, statement)
+
+
+# --- voices ---------------------------------------------------------------------------------------------
+
+
+async def find_voice(session: AsyncSession, voice_id: str, api_key_id: int) -> Voice | None:
+    """The voice if it exists and belongs to this key; another key's voice is as absent as no voice."""
+    return await session.scalar(
+        select(Voice).where(Voice.voice_id == voice_id, Voice.api_key_id == api_key_id)
+    )
+
+
+async def delete_voice(session: AsyncSession, voice_id: str, api_key_id: int) -> bool:
+    """Delete a voice, its artefact, its scan claims and its cached results; True if it existed."""
+    deleted = (
+        await session.execute(
+            delete(Voice)
+            .where(Voice.voice_id == voice_id, Voice.api_key_id == api_key_id)
+            .returning(Voice.voice_id)
+        )
+    ).first()
+    if deleted is not None:
+        await session.execute(delete(KwsResultRow).where(KwsResultRow.voice_id == voice_id))
+    await session.commit()
+    return deleted is not None
+
+
+def voice_summary(voice: Voice) -> dict:
+    """What ``GET /v1/voices/{id}`` says: status, validation figures, the error if rejected."""
+    summary: dict = {
+        "voice_id": voice.voice_id,
+        "status": voice.status,
+        "keyword_clips": voice.keyword_clips,
+        "free_speech_s": voice.free_speech_s,
+        "created_at": voice.created_at.isoformat(),
+    }
+    if voice.status == "ready":
+        summary["model_version"] = voice.model_version
+        summary["threshold"] = voice.head["threshold"] if voice.head else None
+        summary["validation"] = voice.validation
+    if voice.error_code is not None:
+        summary["error"] = {"code": voice.error_code, "message": voice.error_message}
+    return summary
+
+
+async def store_enroll_result(session: AsyncSession, result: KwsEnrollResult) -> bool:
+    """Write an enrollment's outcome onto its pending voice; False if already settled or deleted."""
+    statement = (
+        update(Voice)
+        .where(Voice.voice_id == result.voice_id, Voice.status == "pending")
+        .values(
+            status=result.status,
+            head=result.head,
+            model_version=result.model_version,
+            validation=result.validation,
+            error_code=result.error_code,
+            error_message=result.error_message,
+            finished_at=result.processed_at,
+        )
+        .returning(Voice.voice_id)
+    )
+    return await _inserted(session, statement)
+
+
+async def mark_voice_failed(session: AsyncSession, failure: JobFailed) -> bool:
+    """A worker gave up on an enrollment: the voice says so (the errors row has the details too)."""
+    statement = (
+        update(Voice)
+        .where(Voice.voice_id == failure.key, Voice.status == "pending")
+        .values(
+            status="failed",
+            error_code=failure.error_code,
+            error_message=failure.error_message,
+            finished_at=failure.failed_at,
+        )
+        .returning(Voice.voice_id)
     )
     return await _inserted(session, statement)
 
@@ -224,11 +334,18 @@ async def store_cry_result(session: AsyncSession, result: CryResult) -> bool:
 
 
 async def store_kws_result(session: AsyncSession, result: KwsResult) -> bool:
-    """Write the spotter's answer for a track; True if it was new."""
+    """Write the spotter's answer for a track (and voice); True if it was new. The answer of a voice deleted
+    meanwhile is dropped, so deletion leaves no cached result behind."""
+    if result.voice_id is not None:
+        voice_exists = await session.scalar(select(exists().where(Voice.voice_id == result.voice_id)))
+        if not voice_exists:
+            await session.rollback()
+            return False
     statement = (
         insert(KwsResultRow)
         .values(
             track_id=result.track_id,
+            voice_id=result.voice_id or "",
             status=result.status,
             duration_ms=result.duration_ms,
             intervals=[interval.model_dump() for interval in result.intervals],
@@ -299,18 +416,34 @@ class TrackStatus:
     error: JobError | None = None
 
 
-async def track_status(session: AsyncSession, track_id: str) -> TrackStatus:
-    result = await session.get(KwsResultRow, track_id)
+async def track_status(session: AsyncSession, track_id: str, voice_id: str | None = None) -> TrackStatus:
+    """The state of a track's scan with the base model, or with ``voice_id``'s head."""
+    result = await session.get(KwsResultRow, (track_id, voice_id or ""))
     if result is not None:
         return TrackStatus("done" if result.status == "done" else "rejected", result=result)
     error = await session.scalar(
-        select(JobError).where(JobError.job_kind == "kws.scan", JobError.key == track_id)
+        select(JobError).where(JobError.job_kind == "kws.scan", JobError.key == scan_key(track_id, voice_id))
     )
     if error is not None:
         return TrackStatus("failed", error=error)
-    if await session.get(Track, track_id) is not None:
-        return TrackStatus("pending")
-    return TrackStatus("unknown")
+    claimed = (
+        await session.get(VoiceTrack, (voice_id, track_id))
+        if voice_id
+        else await session.get(Track, track_id)
+    )
+    return TrackStatus("pending") if claimed is not None else TrackStatus("unknown")
+
+
+async def track_scans_pending(session: AsyncSession, track_id: str) -> bool:
+    """Whether any scan of this track (base or with a voice) still waits for its result: its blob stays."""
+    voice_ids = list(
+        await session.scalars(select(VoiceTrack.voice_id).where(VoiceTrack.track_id == track_id))
+    )
+    base = [None] if await session.get(Track, track_id) is not None else []
+    for voice_id in base + voice_ids:
+        if (await track_status(session, track_id, voice_id)).state == "pending":
+            return True
+    return False
 
 
 async def request_summary(session: AsyncSession, request_id: str) -> dict | None:

@@ -5,10 +5,12 @@
   confirm. A redelivered result writes nothing; it re-publishes the Reply only if the first confirm was never
   noted (the gateway dedupes with ``mark_reply_sent``), so no reply is lost and none is sent twice.
 - ``KwsResult``: write the track's result, wake up long-polling HTTP clients, delete the track's blob.
-- ``JobFailed``: leave an errors row (and delete a failed track's blob). For a parent's recording, publish a
-  ``FailedReply`` once, exactly like a result's Reply, so the parent hears that it failed instead of nothing.
-  (A recording the gateway refused at the edge also comes here; the gateway answered it already and marked
-  the reply sent, so it drops that copy.)
+- ``KwsEnrollResult``: write the voice's head and validation figures (or why it was rejected), delete the
+  clips' blobs.
+- ``JobFailed``: leave an errors row (and delete a failed track's blob; mark a failed enrollment's voice).
+  For a parent's recording, publish a ``FailedReply`` once, exactly like a result's Reply, so the parent
+  hears that it failed instead of nothing. (A recording the gateway refused at the edge also comes here;
+  the gateway answered it already and marked the reply sent, so it drops that copy.)
 
 While the database is unreachable the delivery is neither acked nor nacked (a nack would count against the
 quorum queue's delivery limit and dead-letter good results): the write is retried with backoff until the
@@ -33,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.amqp import Publisher, safely
 from services.common.blobs import delete_blob
-from services.common.contracts import CryResult, FailedReply, JobFailed, KwsResult, Reply
+from services.common.contracts import CryResult, FailedReply, JobFailed, KwsEnrollResult, KwsResult, Reply
 from services.common.metrics import JOB_END_TO_END_SECONDS, RESULT_WRITE_SECONDS, seconds_since
 from services.common.topology import REPLIES_EXCHANGE, REPLY_KEY
 from services.store import repository
@@ -43,8 +45,9 @@ from services.store.settings import StoreSettings
 
 log = logging.getLogger(__name__)
 
-ResultMessage = Annotated[CryResult | KwsResult | JobFailed, Field(discriminator="contract")]
-_RESULT_ADAPTER: TypeAdapter[CryResult | KwsResult | JobFailed] = TypeAdapter(ResultMessage)
+AnyResult = CryResult | KwsResult | KwsEnrollResult | JobFailed
+ResultMessage = Annotated[AnyResult, Field(discriminator="contract")]
+_RESULT_ADAPTER: TypeAdapter[AnyResult] = TypeAdapter(ResultMessage)
 
 T = TypeVar("T")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -84,7 +87,7 @@ class TrackSignals:
             await asyncio.wait_for(event.wait(), timeout_s)
 
 
-def observe_stored(result: CryResult | KwsResult | JobFailed, write_seconds: float) -> None:
+def observe_stored(result: AnyResult, write_seconds: float) -> None:
     """The write's latency, and for an answer the time since the gateway received its job."""
     RESULT_WRITE_SECONDS.labels(result.contract).observe(write_seconds)
     if isinstance(result, CryResult | KwsResult):
@@ -92,7 +95,7 @@ def observe_stored(result: CryResult | KwsResult | JobFailed, write_seconds: flo
         JOB_END_TO_END_SECONDS.labels(kind).observe(seconds_since(result.received_at))
 
 
-def parse_result(body: bytes) -> CryResult | KwsResult | JobFailed:
+def parse_result(body: bytes) -> AnyResult:
     return _RESULT_ADAPTER.validate_json(body)
 
 
@@ -125,9 +128,7 @@ class ResultWriter:
             # E.g. a result whose (chat_id, message_id) belongs to another request: retrying cannot fix it.
             await self._reject_poison(message, "conflicting_result", error)
 
-    async def _store(
-        self, result: CryResult | KwsResult | JobFailed, message: AbstractIncomingMessage
-    ) -> None:
+    async def _store(self, result: AnyResult, message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
         if isinstance(result, CryResult):
             if not await self._store_cry_result(result):
@@ -135,22 +136,31 @@ class ResultWriter:
                 return
         elif isinstance(result, KwsResult):
             await self._with_database(lambda session: repository.store_kws_result(session, result))
-            self._track_settled(result.track_id)
+            await self._track_settled(result.track_id)
             log.info("kws %s: %s result stored", result.track_id, result.status)
+        elif isinstance(result, KwsEnrollResult):
+            await self._with_database(lambda session: repository.store_enroll_result(session, result))
+            for blob in result.clip_blobs:
+                delete_blob(blob, self.settings.blob_dir)
+            log.info("voice %s: %s", result.voice_id, result.status)
         else:
             await self._with_database(lambda session: repository.store_job_failure(session, result))
-            if result.job_kind == "kws.scan" and SHA256_HEX.fullmatch(result.key):
-                self._track_settled(result.key)
+            if result.job_kind == "kws.enroll":
+                await self._with_database(lambda session: repository.mark_voice_failed(session, result))
+            if result.job_kind == "kws.scan" and SHA256_HEX.fullmatch(result.key[:64]):
+                await self._track_settled(result.key[:64])
             if result.job_kind == "cry.classify" and not await self._publish_failure_reply(result):
                 await safely(message.nack(requeue=True), "nack")
                 return
         observe_stored(result, time.perf_counter() - started)
         await safely(message.ack(), "ack")
 
-    def _track_settled(self, track_id: str) -> None:
-        """The track has its final answer: wake its long-polls and delete its audio."""
+    async def _track_settled(self, track_id: str) -> None:
+        """A scan of the track has its final answer: wake its long-polls, and delete its audio unless
+        another scan of the same audio (with another voice, or none) still needs it."""
         self.signals.notify(track_id)
-        delete_blob(track_id, self.settings.blob_dir)
+        if not await self._with_database(lambda session: repository.track_scans_pending(session, track_id)):
+            delete_blob(track_id, self.settings.blob_dir)
 
     async def _store_cry_result(self, result: CryResult) -> bool:
         """Write the prediction and get its Reply confirmed once; False if the Reply was not confirmed."""

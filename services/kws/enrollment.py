@@ -1,0 +1,327 @@
+"""Voice enrollment: a per-voice head on the shipped spotter's embeddings (numpy + scipy, no torch, no I/O).
+
+The shipped network ends in a 1×1 convolution over 48 channels; ``SpotterModel.frame_embeddings`` exposes
+its input. Enrollment freezes the network and fits a new logistic head on those embeddings (each score frame
+reads its own and a few neighbouring frames' embeddings) from the client's clips: keyword clips give positive
+frames inside the span, keyword-free clips and the rest of the keyword clips give negatives, and the base
+model's general data (``GeneralBank``: the training voices' keywords, confusables and sayings) is mixed in so
+that the head stays a keyword spotter and not a detector of this voice. A held-out part of the client's clips
+chooses the per-voice threshold (``evaluation.choose_threshold``, the kws validation rule) and gives the
+validation figures, base model against adapted model. Every random choice comes from ``seed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.optimize
+
+from services.kws.detector import smooth
+from services.kws.evaluation import ScoredTracks, choose_threshold, evaluate_voice
+from services.kws.features import SAMPLE_RATE, log_mel
+from services.kws.labels import frame_labels
+from services.kws.model import MODEL_PATH, SpotterModel
+
+HEAD_FORMAT = "KwsVoiceHead.v1"
+BANK_PATH = MODEL_PATH.with_name("marusya_bank.npz")  # made by ``python -m services.kws build-bank``
+CONTEXT_OFFSETS = (-6, -3, 0, 3, 6)  # score frames (20 ms) whose embeddings one frame's head reads
+GENERAL_WEIGHT = 0.5  # total weight of the bank's frames relative to the client's frames
+L2 = 1e-2
+VALIDATION_SHARE = 0.25
+ALIGN_MIN_PEAK = 0.05  # below this the base model has not really heard the keyword: ask for a span
+
+
+@dataclass(frozen=True)
+class EnrollmentClip:
+    """One clip of the client's voice: mono float32 at 16 kHz, and the keyword's span (ms) if it has one."""
+
+    samples: np.ndarray
+    span_ms: tuple[float, float] | None = None
+
+    @property
+    def duration_ms(self) -> int:
+        return int(len(self.samples) * 1000 // SAMPLE_RATE)
+
+
+@dataclass(frozen=True)
+class GeneralBank:
+    """Context-stacked embeddings of the base model's general data, with frame labels and weights."""
+
+    features: np.ndarray  # (frames, channels * len(CONTEXT_OFFSETS)), float32
+    labels: np.ndarray
+    weights: np.ndarray
+
+
+def load_bank(path: Path = BANK_PATH) -> GeneralBank:
+    with np.load(path) as stored:
+        return GeneralBank(
+            stored["features"].astype(np.float32), stored["labels"], stored["weights"].astype(np.float32)
+        )
+
+
+@dataclass(frozen=True)
+class VoiceHead:
+    """The per-voice artefact: standardisation, logistic weights and the voice's threshold."""
+
+    base_model_version: str
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: float
+    threshold: float
+    seed: int
+    offsets: tuple[int, ...] = CONTEXT_OFFSETS
+
+    @property
+    def version(self) -> str:
+        """A fingerprint of everything that decides the head's intervals."""
+        return hashlib.sha256(json.dumps(self.to_json_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def frame_scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """Keyword probability per score frame from ``SpotterModel.frame_embeddings`` of one track."""
+        if len(embeddings) == 0:
+            return np.zeros(0, np.float32)
+        stacked = (stack_context(embeddings, self.offsets) - self.mean) / self.scale
+        return (1.0 / (1.0 + np.exp(-(stacked @ self.weights + self.bias)))).astype(np.float32)
+
+    def to_json_dict(self) -> dict[str, object]:
+        return {
+            "format": HEAD_FORMAT,
+            "base_model_version": self.base_model_version,
+            "offsets": list(self.offsets),
+            "mean": [float(value) for value in self.mean],
+            "scale": [float(value) for value in self.scale],
+            "weights": [float(value) for value in self.weights],
+            "bias": float(self.bias),
+            "threshold": float(self.threshold),
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_json_dict(cls, values: dict[str, object]) -> VoiceHead:
+        if values.get("format") != HEAD_FORMAT:
+            raise ValueError(f"not a {HEAD_FORMAT} artefact: format {values.get('format')!r}")
+        return cls(
+            base_model_version=str(values["base_model_version"]),
+            mean=np.array(values["mean"], np.float32),
+            scale=np.array(values["scale"], np.float32),
+            weights=np.array(values["weights"], np.float32),
+            bias=float(values["bias"]),
+            threshold=float(values["threshold"]),
+            seed=int(values["seed"]),
+            offsets=tuple(int(offset) for offset in values["offsets"]),
+        )
+
+
+@dataclass(frozen=True)
+class DetectionFigures:
+    """Recall on keyword clips and false intervals on keyword-free clips, at one threshold."""
+
+    caught: int
+    occurrences: int
+    false_intervals: int
+    speech_hours: float
+    threshold: float
+
+    @property
+    def recall(self) -> float:
+        return self.caught / self.occurrences if self.occurrences else float("nan")
+
+    @property
+    def false_per_hour(self) -> float:
+        return self.false_intervals / self.speech_hours if self.speech_hours else float("nan")
+
+    def to_json_dict(self) -> dict[str, float | int]:
+        return {
+            "recall": round(self.recall, 4),
+            "caught": self.caught,
+            "occurrences": self.occurrences,
+            "false_intervals": self.false_intervals,
+            "false_per_hour": round(self.false_per_hour, 2),
+            "speech_hours": round(self.speech_hours, 4),
+            "threshold": self.threshold,
+        }
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """What enrolling a voice produced: the head and its validation figures."""
+
+    head: VoiceHead
+    base: DetectionFigures
+    adapted: DetectionFigures
+    fit_clips: int
+    validation_clips: int
+
+    def validation_json(self) -> dict[str, object]:
+        return {
+            "base": self.base.to_json_dict(),
+            "adapted": self.adapted.to_json_dict(),
+            "fit_clips": self.fit_clips,
+            "validation_clips": self.validation_clips,
+        }
+
+
+def stack_context(embeddings: np.ndarray, offsets: tuple[int, ...] = CONTEXT_OFFSETS) -> np.ndarray:
+    """(frames, channels) → (frames, channels * len(offsets)): each frame with its neighbours' embeddings
+    (edge frames repeated beyond the track)."""
+    index = np.clip(np.arange(len(embeddings))[:, None] + np.array(offsets)[None], 0, len(embeddings) - 1)
+    return embeddings[index].reshape(len(embeddings), -1).astype(np.float32, copy=False)
+
+
+def clip_frames(model: SpotterModel, clip: EnrollmentClip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Context-stacked embeddings, frame labels and frame weights of one clip."""
+    embeddings = model.frame_embeddings(log_mel(clip.samples))
+    labels, weights = frame_labels(
+        len(embeddings), [clip.span_ms] if clip.span_ms else [], model.metadata.timing
+    )
+    return stack_context(embeddings), labels, weights
+
+
+def fit_logistic(
+    features: np.ndarray, labels: np.ndarray, weights: np.ndarray, l2: float = L2
+) -> tuple[np.ndarray, float]:
+    """Weighted logistic regression (L-BFGS, from zeros: deterministic); positives and negatives get equal
+    total weight, so a voice with few keyword frames still pulls the boundary."""
+    positive = labels > 0.5
+    balance = np.where(
+        positive, 0.5 / max(weights[positive].sum(), 1e-9), 0.5 / max(weights[~positive].sum(), 1e-9)
+    )
+    sample_weight = (weights * balance).astype(np.float64)
+    x = features.astype(np.float64)
+
+    def loss(parameters: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = parameters[:-1], parameters[-1]
+        logits = x @ w + b
+        value = np.sum(sample_weight * (np.logaddexp(0.0, logits) - labels * logits)) + 0.5 * l2 * w @ w
+        residual = sample_weight * (1.0 / (1.0 + np.exp(-logits)) - labels)
+        gradient = np.concatenate([x.T @ residual + l2 * w, [residual.sum()]])
+        return float(value), gradient
+
+    result = scipy.optimize.minimize(
+        loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": 500}
+    )
+    return result.x[:-1].astype(np.float32), float(result.x[-1])
+
+
+def split_clips(
+    clips: list[EnrollmentClip], rng: np.random.Generator, share: float = VALIDATION_SHARE
+) -> tuple[list[EnrollmentClip], list[EnrollmentClip]]:
+    """(fit, validation): a random ``share`` (at least one clip, when there are two or more) held out."""
+    order = rng.permutation(len(clips))
+    held = min(len(clips) - 1, max(1, int(round(share * len(clips))))) if len(clips) > 1 else 0
+    return [clips[i] for i in sorted(order[held:])], [clips[i] for i in sorted(order[:held])]
+
+
+def scored_tracks(
+    frame_scores, keyword_clips: list[EnrollmentClip], free_clips: list[EnrollmentClip]
+) -> ScoredTracks:
+    """The evaluation module's view of validation clips; keyword-free clips are joined into one track."""
+    speech = np.concatenate([clip.samples for clip in free_clips]) if free_clips else np.zeros(0, np.float32)
+    return ScoredTracks(
+        key="enrollment",
+        positives=[(frame_scores(clip.samples), clip.duration_ms, clip.span_ms) for clip in keyword_clips],
+        confusables=[],
+        speech=(frame_scores(speech), int(len(speech) * 1000 // SAMPLE_RATE)),
+        scan_seconds=0.0,
+        audio_seconds=len(speech) / SAMPLE_RATE,
+    )
+
+
+def figures(spotter, scored: ScoredTracks, threshold: float) -> DetectionFigures:
+    result = evaluate_voice(spotter, scored, threshold)
+    return DetectionFigures(
+        result.caught, result.occurrences, result.speech_false, result.speech_hours, threshold
+    )
+
+
+def enroll(
+    spotter,
+    keyword_clips: list[EnrollmentClip],
+    free_clips: list[EnrollmentClip],
+    bank: GeneralBank,
+    seed: int,
+) -> Enrollment:
+    """Fit a head for one voice; ``spotter`` is the base ``KeywordSpotter`` (its model, padding, threshold).
+
+    Keyword clips must carry spans (``align_keyword`` finds one for a clip given by text only).
+    """
+    rng = np.random.default_rng(seed)
+    fit_keywords, check_keywords = split_clips(keyword_clips, rng)
+    fit_free, check_free = split_clips(free_clips, rng)
+    parts = [clip_frames(spotter.model, clip) for clip in fit_keywords + fit_free]
+    client = [np.concatenate([part[i] for part in parts]) for i in range(3)]
+    general_weights = bank.weights * (GENERAL_WEIGHT * client[2].sum() / max(bank.weights.sum(), 1e-9))
+    features = np.concatenate([client[0], bank.features])
+    labels = np.concatenate([client[1], bank.labels])
+    weights = np.concatenate([client[2], general_weights])
+    mean = features.mean(axis=0)
+    scale = features.std(axis=0) + 1e-3
+    coefficients, bias = fit_logistic((features - mean) / scale, labels, weights)
+    head = VoiceHead(spotter.metadata.version, mean, scale, coefficients, bias, threshold=0.5, seed=seed)
+    adapted_spotter = spotter.with_voice(head)
+    adapted_scored = scored_tracks(adapted_spotter.frame_scores, check_keywords, check_free)
+    threshold = choose_threshold(adapted_spotter, [adapted_scored])
+    head = VoiceHead(spotter.metadata.version, mean, scale, coefficients, bias, threshold, seed)
+    base_scored = scored_tracks(spotter.frame_scores, check_keywords, check_free)
+    return Enrollment(
+        head=head,
+        base=figures(spotter, base_scored, spotter.threshold),
+        adapted=figures(spotter, adapted_scored, threshold),
+        fit_clips=len(fit_keywords) + len(fit_free),
+        validation_clips=len(check_keywords) + len(check_free),
+    )
+
+
+@dataclass
+class BankBuilder:
+    """Collects frames of general data into a ``GeneralBank``: a stride of the keyword frames and a seeded
+    sample of the others, so the committed bank stays small."""
+
+    model: SpotterModel
+    negatives_per_clip: int = 20
+    keyword_stride: int = 2  # neighbouring keyword frames are nearly alike: every other one is enough
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def add(self, clip: EnrollmentClip) -> None:
+        features, labels, weights = clip_frames(self.model, clip)
+        negatives = np.flatnonzero((labels < 0.5) & (weights > 0))
+        keep = np.concatenate(
+            [
+                np.flatnonzero(labels > 0.5)[:: self.keyword_stride],
+                self.rng.choice(negatives, size=min(len(negatives), self.negatives_per_clip), replace=False),
+            ]
+        )
+        keep.sort()
+        self.parts.append((features[keep], labels[keep], weights[keep]))
+
+    def build(self) -> GeneralBank:
+        return GeneralBank(*(np.concatenate([part[i] for part in self.parts]) for i in range(3)))
+
+
+def align_keyword(
+    spotter, samples: np.ndarray, min_peak: float = ALIGN_MIN_PEAK
+) -> tuple[float, float] | None:
+    """The keyword's span (ms) in a clip known to contain it, by the base model's own scores: the run of
+    smoothed frames around the peak that stay above half the peak. None when the peak is too low to trust."""
+    metadata = spotter.metadata
+    scores = smooth(spotter.frame_scores(samples), metadata.smoothing_frames)
+    if len(scores) == 0 or float(scores.max()) < min_peak:
+        return None
+    peak = int(np.argmax(scores))
+    above = scores >= scores[peak] / 2
+    first, last = peak, peak
+    while first > 0 and above[first - 1]:
+        first -= 1
+    while last < len(scores) - 1 and above[last + 1]:
+        last += 1
+    timing = metadata.timing
+    return (
+        float(timing.centre_ms(first) - timing.hop_ms / 2),
+        float(timing.centre_ms(last) + timing.hop_ms / 2),
+    )

@@ -1,0 +1,213 @@
+"""Voice enrollment through the running stack: POST /v1/voices → kws.enroll → store → scans with the voice.
+
+The gateway runs in-process, the store and the kws worker as real programs, against this run's vhost and
+database. Enrollment limits are lowered (settings a deployment can set too) so the committed samples suffice.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import httpx
+import numpy as np
+import soundfile
+from sqlalchemy import text
+
+from services.common.settings import REPO_ROOT
+from services.common.topology import KWS_ENROLL_QUEUE, KWS_SCAN_QUEUE
+from tests.audio_files import encode
+from tests.services.harness import eventually, wait_until_serving
+
+PLAYBACK_DIR = REPO_ROOT / "samples" / "playback"
+KEYWORD_SPAN = tuple(json.loads((PLAYBACK_DIR / "spans.json").read_text())["keyword.flac"])
+LIMITS = {
+    "EARSHOT_ENROLL_MIN_KEYWORD_CLIPS": "6",
+    "EARSHOT_ENROLL_MIN_FREE_SPEECH_S": "8",
+    "EARSHOT_ENROLL_MAX_CLIP_S": "20",
+}
+GATEWAY_LIMITS = {"enroll_min_keyword_clips": 6, "enroll_min_free_speech_s": 8.0, "enroll_max_clip_s": 20.0}
+
+
+def enrollment_set(keyword_clips: int = 6) -> tuple[list[dict], dict[str, bytes]]:
+    """The committed keyword sample at several shifts and gains, and the two keyword-free samples."""
+    keyword, rate = soundfile.read(PLAYBACK_DIR / "keyword.flac", dtype="float32")
+    manifest, files = [], {}
+    for index in range(keyword_clips):
+        lead = int(rate * 0.1 * index)
+        audio = np.concatenate([np.zeros(lead, np.float32), keyword * (0.5 + 0.08 * index)])
+        name = f"kw{index}.wav"
+        files[name] = encode(audio, rate, "wav")
+        shift = lead * 1000 // rate
+        entry = {"file": name, "keyword": True, "span_ms": [KEYWORD_SPAN[0] + shift, KEYWORD_SPAN[1] + shift]}
+        manifest.append(entry if index else {"file": name, "keyword": True})  # the first one is aligned
+    for name in ("neither.flac", "confusable.flac"):
+        files[name] = (PLAYBACK_DIR / name).read_bytes()
+        manifest.append({"file": name, "keyword": False})
+    return manifest, files
+
+
+def multipart(manifest: list[dict], files: dict[str, bytes]) -> dict:
+    return {
+        "data": {"manifest": json.dumps({"clips": manifest, "seed": 1})},
+        "files": [(name, (name, data, "application/octet-stream")) for name, data in files.items()],
+    }
+
+
+async def start_stack(start_gateway, start_service, store_url, broker):
+    store = start_service("store")
+    start_service("kws", **LIMITS)
+    await wait_until_serving(store_url, store)
+    await broker.wait_for_consumers(KWS_ENROLL_QUEUE, timeout_s=60)
+    await broker.wait_for_consumers(KWS_SCAN_QUEUE, timeout_s=60)
+    return await start_gateway(max_upload_bytes=20_000_000, **GATEWAY_LIMITS)
+
+
+async def wait_for_voice(client: httpx.AsyncClient, voice_id: str, key: str) -> dict:
+    answer: dict = {}
+
+    async def settled() -> bool:
+        nonlocal answer
+        response = await client.get(f"/v1/voices/{voice_id}", headers={"X-API-Key": key})
+        answer = response.json()
+        return response.status_code == 200 and answer["status"] != "pending"
+
+    await eventually(settled, 120, f"voice {voice_id} to be enrolled")
+    return answer
+
+
+async def test_enroll_then_scan_then_delete(
+    start_gateway, start_service, store_url, broker, api_key, sessions, blob_dir
+) -> None:
+    gateway = await start_stack(start_gateway, start_service, store_url, broker)
+    manifest, files = enrollment_set()
+    headers = {"X-API-Key": api_key}
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as front:
+        posted = await front.post("/v1/voices", headers=headers, **multipart(manifest, files))
+        assert posted.status_code == 202, posted.text
+        voice_id = posted.json()["voice_id"]
+        async with httpx.AsyncClient(base_url=store_url, timeout=60) as store:
+            voice = await wait_for_voice(store, voice_id, api_key)
+            assert voice["status"] == "ready", voice
+            assert {"base", "adapted"} <= set(voice["validation"])
+            assert "+voice." in voice["model_version"]
+
+            track = (PLAYBACK_DIR / "keyword.flac").read_bytes()
+            base = await front.post("/v1/tracks", content=track, headers=headers)
+            adapted = await front.post(
+                "/v1/tracks", params={"voice_id": voice_id}, content=track, headers=headers
+            )
+            assert (base.status_code, adapted.status_code) == (202, 202), adapted.text
+            track_id = adapted.json()["track_id"]
+            base_answer = await store.get(
+                f"/v1/tracks/{track_id}/skip-kws", params={"wait": 30}, headers=headers
+            )
+            voice_answer = await store.get(
+                f"/v1/tracks/{track_id}/skip-kws", params={"wait": 30, "voice_id": voice_id}, headers=headers
+            )
+            assert (base_answer.status_code, voice_answer.status_code) == (200, 200), voice_answer.text
+            assert voice_answer.json()["model_version"] == voice["model_version"]
+            assert base_answer.json()["model_version"] != voice["model_version"]
+            start, end = KEYWORD_SPAN
+            assert any(i["start_ms"] <= start and i["end_ms"] >= end for i in voice_answer.json()["skip_kws"])
+
+            deleted = await store.delete(f"/v1/voices/{voice_id}", headers=headers)
+            assert deleted.status_code == 204
+            assert (await store.get(f"/v1/voices/{voice_id}", headers=headers)).status_code == 404
+            again = await front.post(
+                "/v1/tracks", params={"voice_id": voice_id}, content=track, headers=headers
+            )
+            assert again.status_code == 404
+    async with sessions() as session:
+        rows = await session.execute(
+            text(
+                "SELECT (SELECT count(*) FROM voices),"
+                " (SELECT count(*) FROM kws_results WHERE voice_id <> '')"
+            )
+        )
+        assert tuple(rows.one()) == (0, 0)
+        assert (await session.scalar(text("SELECT count(*) FROM kws_results WHERE voice_id = ''"))) == 1
+    assert not [path for path in blob_dir.rglob("*") if path.is_file()], (
+        "every clip and track blob is deleted"
+    )
+
+
+async def test_one_keys_voice_is_invisible_to_another(
+    start_gateway, start_service, store_url, broker, api_key, sessions
+) -> None:
+    from services.store import repository
+
+    gateway = await start_stack(start_gateway, start_service, store_url, broker)
+    async with sessions() as session:
+        other_key = await repository.create_api_key(session, "another client")
+    manifest, files = enrollment_set()
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as front:
+        posted = await front.post("/v1/voices", headers={"X-API-Key": api_key}, **multipart(manifest, files))
+        voice_id = posted.json()["voice_id"]
+        async with httpx.AsyncClient(base_url=store_url, timeout=60) as store:
+            await wait_for_voice(store, voice_id, api_key)
+            other = {"X-API-Key": other_key}
+            assert (await store.get(f"/v1/voices/{voice_id}", headers=other)).status_code == 404
+            assert (await store.delete(f"/v1/voices/{voice_id}", headers=other)).status_code == 404
+            track = (PLAYBACK_DIR / "neither.flac").read_bytes()
+            scan = await front.post("/v1/tracks", params={"voice_id": voice_id}, content=track, headers=other)
+            assert (scan.status_code, scan.json()["error"]) == (404, "unknown_voice")
+            read = await store.get(
+                f"/v1/tracks/{'0' * 64}/skip-kws", params={"voice_id": voice_id}, headers=other
+            )
+            assert read.status_code == 404
+            assert (
+                await store.get(f"/v1/voices/{voice_id}", headers={"X-API-Key": api_key})
+            ).status_code == 200
+
+
+def zipped(manifest: list[dict], files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("manifest.json", json.dumps({"clips": manifest}))
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+async def test_bad_enrollment_sets_get_clear_errors_and_make_no_job(
+    start_gateway, start_service, store_url, broker, api_key, database
+) -> None:
+    await wait_until_serving(store_url, start_service("store"))
+    gateway = await start_gateway(max_upload_bytes=20_000_000, **GATEWAY_LIMITS)
+    manifest, files = enrollment_set()
+    headers = {"X-API-Key": api_key}
+    too_few = enrollment_set(keyword_clips=3)
+    wrong_span = [dict(entry) for entry in manifest]
+    wrong_span[1]["span_ms"] = [5000, 90000]
+    non_audio = dict(files) | {"kw2.wav": b"%PDF-1.4 this is no audio"}
+    cases = {
+        "too_few_keyword_clips": multipart(*too_few),
+        "bad_span": multipart(wrong_span, files),
+        "clip_not_audio": multipart(manifest, non_audio),
+        "missing_clip": multipart(manifest + [{"file": "absent.wav", "keyword": False}], files),
+    }
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as front:
+        for code, body in cases.items():
+            response = await front.post("/v1/voices", headers=headers, **body)
+            assert (response.status_code // 100, response.json()["error"]) == (4, code), response.text
+            assert response.json()["message"]
+        oversize = await front.post(
+            "/v1/voices",
+            headers=headers | {"Content-Type": "application/zip"},
+            content=zipped(manifest, files) + b"\0" * (gateway.settings.enroll_max_total_bytes + 1),
+        )
+        assert (oversize.status_code, oversize.json()["error"]) == (413, "too_large")
+        good_zip = await front.post(
+            "/v1/voices",
+            headers=headers | {"Content-Type": "application/zip"},
+            content=zipped(manifest, files),
+        )
+        assert good_zip.status_code == 202, good_zip.text
+    assert len(await broker.drain(KWS_ENROLL_QUEUE)) == 1
+
+    async def refusals_recorded() -> bool:
+        return await database.count("errors", "job_kind = 'kws.enroll'") == len(cases) + 1
+
+    await eventually(refusals_recorded, 20, "an errors row per refused set")
