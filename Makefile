@@ -11,7 +11,7 @@ APT_PACKAGES := ffmpeg espeak-ng sox libsox-fmt-all flac festival festvox-ru for
 NON_FREE_SOURCE := /etc/apt/sources.list.d/debian-non-free.sources
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv broker test lint demo run bench train-classifier eval-classifier train-kws eval-kws calibrate-kws simulate-kws playback-sim clean
+.PHONY: setup apt venv broker test lint demo run bench train-classifier eval-classifier train-kws eval-kws eval-kws-enrollment calibrate-kws simulate-kws playback-sim clean
 
 setup: apt venv broker ## Install everything: Debian packages, the pinned virtualenv, RabbitMQ plugins.
 
@@ -66,6 +66,9 @@ train-kws: ## Synthesise the wake-word data and retrain the spotter.
 
 eval-kws: ## Held-out-voice evaluation of the spotter; writes services/kws/MODEL_CARD.md.
 	$(PY) -m services.kws evaluate
+
+eval-kws-enrollment: ## Enroll the held-out voices with 10/30/100 clips; writes MODEL_CARD.md's enrollment section.
+	$(PY) -m services.kws enroll-evaluate
 
 calibrate-kws: ## Choose the playback-side threshold against the simulated echo path.
 	$(PY) -m services.kws calibrate

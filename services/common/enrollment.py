@@ -75,24 +75,29 @@ def check_clip_set(clips: list[ClipFacts], limits: EnrollmentLimits) -> None:
             )
         check_span(clip, limits)
     keyword_clips = sum(clip.keyword for clip in clips)
-    if keyword_clips < limits.enroll_min_keyword_clips:
-        raise EnrollmentRejected(
-            "too_few_keyword_clips",
-            f"{keyword_clips} keyword clips; send at least {limits.enroll_min_keyword_clips}.",
-        )
-    if keyword_clips > limits.enroll_max_keyword_clips:
-        raise EnrollmentRejected(
-            "too_many_keyword_clips",
-            f"{keyword_clips} keyword clips; at most {limits.enroll_max_keyword_clips}.",
-        )
+    check_amount(
+        keyword_clips, limits.enroll_min_keyword_clips, limits.enroll_max_keyword_clips, "keyword_clips", ""
+    )
     free_s = sum(clip.duration_ms for clip in clips if not clip.keyword) / 1000
-    if free_s < limits.enroll_min_free_speech_s:
+    check_amount(
+        free_s, limits.enroll_min_free_speech_s, limits.enroll_max_free_speech_s, "free_speech", " s"
+    )
+
+
+_AMOUNT_WORDS = {
+    "keyword_clips": ("few", "many", "keyword clips"),
+    "free_speech": ("little", "much", "of keyword-free speech"),
+}
+
+
+def check_amount(amount: float, low: float, high: float, what: str, unit: str) -> None:
+    """``low <= amount <= high``, else ``too_few_…``/``too_many_…`` (or little/much) naming the bound."""
+    few, many, noun = _AMOUNT_WORDS[what]
+    if amount < low:
         raise EnrollmentRejected(
-            "too_little_free_speech",
-            f"{free_s:.0f} s of keyword-free speech; send at least {limits.enroll_min_free_speech_s:.0f} s.",
+            f"too_{few}_{what}", f"{amount:.0f}{unit} {noun}; send at least {low:.0f}{unit}."
         )
-    if free_s > limits.enroll_max_free_speech_s:
+    if amount > high:
         raise EnrollmentRejected(
-            "too_much_free_speech",
-            f"{free_s:.0f} s of keyword-free speech; at most {limits.enroll_max_free_speech_s:.0f} s.",
+            f"too_{many}_{what}", f"{amount:.0f}{unit} {noun}; at most {high:.0f}{unit}."
         )

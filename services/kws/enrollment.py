@@ -135,13 +135,14 @@ class DetectionFigures:
     def false_per_hour(self) -> float:
         return self.false_intervals / self.speech_hours if self.speech_hours else float("nan")
 
-    def to_json_dict(self) -> dict[str, float | int]:
+    def to_json_dict(self) -> dict[str, float | int | None]:
+        """JSON-safe: a rate with nothing to measure it on is null, not NaN."""
         return {
-            "recall": round(self.recall, 4),
+            "recall": round(self.recall, 4) if self.occurrences else None,
             "caught": self.caught,
             "occurrences": self.occurrences,
             "false_intervals": self.false_intervals,
-            "false_per_hour": round(self.false_per_hour, 2),
+            "false_per_hour": round(self.false_per_hour, 2) if self.speech_hours else None,
             "speech_hours": round(self.speech_hours, 4),
             "threshold": self.threshold,
         }

@@ -11,7 +11,6 @@ bank mixed into every enrollment, from the LGPL training voices only.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from pathlib import Path
 
@@ -83,7 +82,6 @@ def run_enrollment_evaluation(cache_dir: Path) -> dict[str, Summary]:
 
     cache = SpeechCache(cache_dir / "synth")
     plans = enrollment_plans()
-    cache.synthesise(r for plan in plans for r in plan.enrollment.requests() + plan.held_out.requests())
     base = KeywordSpotter(SpotterModel())
     bank = load_bank()
     rows: dict[str, list] = {"base": []} | {f"adapted, {n} clips": [] for n in ENROLL_COUNTS}
@@ -91,6 +89,7 @@ def run_enrollment_evaluation(cache_dir: Path) -> dict[str, Summary]:
     per_voice = []
     fit_seconds = []
     for plan in plans:
+        cache.synthesise(plan.enrollment.requests() + plan.held_out.requests())
         enrolled, held_out = load_voice_audio([plan.enrollment, plan.held_out], cache)
         keyword_clips, free_clips = voice_clips(enrolled, np.random.default_rng(SEED))
         tracks = voice_tracks(held_out, np.random.default_rng(SEED), None)
@@ -156,14 +155,14 @@ def write_section(
             f"| {sum(e.adapted.false_intervals for e in enrollments)} | {hours:.3f} |"
         )
     lines += ["", f"Median enrollment time (embeddings + fit + threshold, one thread): {fit_s:.1f} s.", ""]
-    replace_section(CARD_PATH, "\n".join(lines))
+    CARD_PATH.write_text(split_card(CARD_PATH)[0] + "\n" + "\n".join(lines), encoding="utf-8")
 
 
-def replace_section(path: Path, section: str) -> None:
-    """Put ``section`` in place of the card's enrollment section (or at its end)."""
-    text = path.read_text(encoding="utf-8")
-    text = re.split(rf"^{re.escape(SECTION_HEADING)}$", text, flags=re.MULTILINE)[0].rstrip("\n")
-    path.write_text(text + "\n\n" + section, encoding="utf-8")
+def split_card(path: Path) -> tuple[str, str]:
+    """The model card as (everything before the enrollment section, that section or '')."""
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    head, heading, tail = current.partition("\n" + SECTION_HEADING + "\n")
+    return head.rstrip("\n") + "\n", (heading.lstrip("\n") + tail) if heading else ""
 
 
 SECTION_INTRO = """

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from services.kws.dataset import Augmenter, load_voice_audio
+from services.kws.enrollment_eval import split_card
 from services.kws.evaluation import (
     ScoredTracks,
     Summary,
@@ -111,7 +112,8 @@ def write_card(
         per_voice="\n".join(per_voice),
         rtf=rtf,
     )
-    CARD_PATH.write_text(text, encoding="utf-8")
+    enrollment_section = split_card(CARD_PATH)[1]  # written by enroll-evaluate, kept as it is
+    CARD_PATH.write_text(text + ("\n" + enrollment_section if enrollment_section else ""), encoding="utf-8")
 
 
 CARD_TEMPLATE = """# Model card: «Маруся» keyword spotter (`services/kws/models/marusya.onnx`)

@@ -8,9 +8,11 @@ re-synthesises nothing.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -80,7 +82,9 @@ class SpeechCache:
         path = self.path(request)
         path.parent.mkdir(parents=True, exist_ok=True)
         pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
-        temporary = path.with_suffix(".tmp.npy")
+        temporary = path.with_suffix(
+            f".{os.getpid()}.{threading.get_ident()}.tmp.npy"
+        )  # writers never collide
         np.save(temporary, pcm)
         temporary.rename(path)
 
