@@ -15,6 +15,7 @@ import numpy as np
 import soundfile
 from sqlalchemy import text
 
+from services.common.blobs import blob_path, sha256_hex
 from services.common.settings import REPO_ROOT
 from services.common.topology import KWS_ENROLL_QUEUE, KWS_SCAN_QUEUE
 from tests.audio_files import encode
@@ -120,17 +121,17 @@ async def test_enroll_then_scan_then_delete(
             )
             assert again.status_code == 404
     async with sessions() as session:
-        rows = await session.execute(
-            text(
-                "SELECT (SELECT count(*) FROM voices),"
-                " (SELECT count(*) FROM kws_results WHERE voice_id <> '')"
-            )
+        voices = await session.scalar(
+            text("SELECT count(*) FROM voices WHERE voice_id = :v"), {"v": voice_id}
         )
-        assert tuple(rows.one()) == (0, 0)
-        assert (await session.scalar(text("SELECT count(*) FROM kws_results WHERE voice_id = ''"))) == 1
-    assert not [path for path in blob_dir.rglob("*") if path.is_file()], (
-        "every clip and track blob is deleted"
-    )
+        cached = await session.execute(
+            text("SELECT voice_id FROM kws_results WHERE track_id = :t OR voice_id = :v"),
+            {"t": track_id, "v": voice_id},
+        )
+        assert (voices, [row.voice_id for row in cached]) == (0, [""]), "only the base model's answer is left"
+    sent = files | {"track": track}
+    left = [name for name, data in sent.items() if blob_path(sha256_hex(data), blob_dir).exists()]
+    assert not left, "every clip and track blob is deleted once its result is stored"
 
 
 async def test_one_keys_voice_is_invisible_to_another(
