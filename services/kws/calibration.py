@@ -23,10 +23,16 @@ from services.kws.echo import VOLUMES, EchoPath
 from services.kws.export import read_metadata, write_metadata
 from services.kws.model import MODEL_PATH, SpotterModel
 from services.kws.spotter import KeywordSpotter
+from services.kws.thresholds import (
+    FALSE_WEIGHT,
+    MISS_WEIGHT,
+    THRESHOLDS,
+    calibration_loss,
+    lowest_loss_threshold,
+)
 
 log = logging.getLogger(__name__)
 REPORT_DIR = Path(__file__).resolve().parent / "reports"
-THRESHOLDS = np.round(np.arange(0.0, 1.0001, 0.01), 2)
 
 
 @dataclass
@@ -73,20 +79,11 @@ def echo_scores(
     }
 
 
-def calibration_loss(
-    playback_fires: np.ndarray, mic_fires: np.ndarray, miss_weight: float, false_weight: float
-) -> np.ndarray:
-    """Loss per threshold; ``playback_fires`` (thresholds, tracks), ``mic_fires`` (volumes, tracks)."""
-    misses = (mic_fires[None] & ~playback_fires[:, None]).mean(axis=(1, 2))
-    false = (playback_fires[:, None] & ~mic_fires[None]).mean(axis=(1, 2))
-    return miss_weight * misses + false_weight * false
-
-
 def run_calibration(
     model_path: Path | None,
     output_dir: Path,
-    miss_weight: float = 5.0,
-    false_weight: float = 1.0,
+    miss_weight: float = MISS_WEIGHT,
+    false_weight: float = FALSE_WEIGHT,
     seed: int = 7,
 ) -> float:
     from services.kws.speech_plan import plan_split
@@ -104,7 +101,7 @@ def run_calibration(
     mic_threshold = spotter.metadata.mic_threshold
     mic = np.array([[fires(spotter, scores, mic_threshold) for scores in echoed[v]] for v in VOLUMES])
     loss = calibration_loss(playback, mic, miss_weight, false_weight)
-    best = float(THRESHOLDS[np.flatnonzero(loss == loss.min())[-1]])  # ties: the highest, mutes least
+    best = lowest_loss_threshold(loss)
     metadata = read_metadata(model_path)
     metadata["playback_threshold"] = best
     write_metadata(model_path, metadata)

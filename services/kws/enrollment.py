@@ -5,8 +5,9 @@ its input. Enrollment freezes the network and fits a new logistic head on those 
 reads its own and a few neighbouring frames' embeddings) from the client's clips: keyword clips give positive
 frames inside the span, keyword-free clips and the rest of the keyword clips give negatives, and the base
 model's general data (``GeneralBank``: the training voices' keywords, confusables and sayings) is mixed in so
-that the head stays a keyword spotter and not a detector of this voice. A held-out part of the client's clips
-chooses the per-voice threshold (``evaluation.choose_threshold``, the kws validation rule) and gives the
+that the head stays a keyword spotter and not a detector of this voice. The per-voice threshold comes from
+held-out scores of the client's own clips (cross-fitting, ``FOLDS`` folds) by the kws calibration rule
+(``services.kws.thresholds``: misses weigh 5, false alarms 1), and the same held-out scores give the
 validation figures, base model against adapted model. Every random choice comes from ``seed``.
 """
 
@@ -21,17 +22,24 @@ import numpy as np
 import scipy.optimize
 
 from services.kws.detector import smooth
-from services.kws.evaluation import ScoredTracks, choose_threshold, evaluate_voice
+from services.kws.evaluation import ScoredTracks, evaluate_voice, intervals_at
 from services.kws.features import SAMPLE_RATE, log_mel
 from services.kws.labels import frame_labels
 from services.kws.model import MODEL_PATH, SpotterModel
+from services.kws.thresholds import (
+    FALSE_WEIGHT,
+    MISS_WEIGHT,
+    THRESHOLDS,
+    calibration_loss,
+    lowest_loss_threshold,
+)
 
 HEAD_FORMAT = "KwsVoiceHead.v1"
 BANK_PATH = MODEL_PATH.with_name("marusya_bank.npz")  # made by ``python -m services.kws build-bank``
 CONTEXT_OFFSETS = (-6, -3, 0, 3, 6)  # score frames (20 ms) whose embeddings one frame's head reads
 GENERAL_WEIGHT = 0.5  # total weight of the bank's frames relative to the client's frames
 L2 = 1e-2
-VALIDATION_SHARE = 0.25
+FOLDS = 4  # cross-fitting folds: every client clip is scored once by a head that did not see it
 ALIGN_MIN_PEAK = 0.05  # below this the base model has not really heard the keyword: ask for a span
 
 
@@ -85,8 +93,12 @@ class VoiceHead:
         """Keyword probability per score frame from ``SpotterModel.frame_embeddings`` of one track."""
         if len(embeddings) == 0:
             return np.zeros(0, np.float32)
-        stacked = (stack_context(embeddings, self.offsets) - self.mean) / self.scale
-        return (1.0 / (1.0 + np.exp(-(stacked @ self.weights + self.bias)))).astype(np.float32)
+        return self.stacked_scores(stack_context(embeddings, self.offsets))
+
+    def stacked_scores(self, stacked: np.ndarray) -> np.ndarray:
+        """The same from already context-stacked embeddings."""
+        standardised = (stacked - self.mean) / self.scale
+        return (1.0 / (1.0 + np.exp(-(standardised @ self.weights + self.bias)))).astype(np.float32)
 
     def to_json_dict(self) -> dict[str, object]:
         return {
@@ -150,20 +162,19 @@ class DetectionFigures:
 
 @dataclass(frozen=True)
 class Enrollment:
-    """What enrolling a voice produced: the head and its validation figures."""
+    """What enrolling a voice produced: the head, and base against adapted on held-out scores of the clips."""
 
     head: VoiceHead
     base: DetectionFigures
     adapted: DetectionFigures
-    fit_clips: int
-    validation_clips: int
+    clips: int
 
     def validation_json(self) -> dict[str, object]:
         return {
             "base": self.base.to_json_dict(),
             "adapted": self.adapted.to_json_dict(),
-            "fit_clips": self.fit_clips,
-            "validation_clips": self.validation_clips,
+            "clips": self.clips,
+            "method": f"{FOLDS}-fold cross-fitting over the enrollment clips",
         }
 
 
@@ -174,13 +185,20 @@ def stack_context(embeddings: np.ndarray, offsets: tuple[int, ...] = CONTEXT_OFF
     return embeddings[index].reshape(len(embeddings), -1).astype(np.float32, copy=False)
 
 
-def clip_frames(model: SpotterModel, clip: EnrollmentClip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Context-stacked embeddings, frame labels and frame weights of one clip."""
+@dataclass(frozen=True)
+class ClipFrames:
+    """One clip as the head sees it: context-stacked embeddings, frame labels and frame weights."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+
+
+def clip_frames(model: SpotterModel, clip: EnrollmentClip) -> ClipFrames:
     embeddings = model.frame_embeddings(log_mel(clip.samples))
-    labels, weights = frame_labels(
-        len(embeddings), [clip.span_ms] if clip.span_ms else [], model.metadata.timing
-    )
-    return stack_context(embeddings), labels, weights
+    spans = [clip.span_ms] if clip.span_ms else []
+    labels, weights = frame_labels(len(embeddings), spans, model.metadata.timing)
+    return ClipFrames(stack_context(embeddings), labels, weights)
 
 
 def fit_logistic(
@@ -204,32 +222,49 @@ def fit_logistic(
         return float(value), gradient
 
     result = scipy.optimize.minimize(
-        loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": 500}
+        loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": 200}
     )
     return result.x[:-1].astype(np.float32), float(result.x[-1])
 
 
-def split_clips(
-    clips: list[EnrollmentClip], rng: np.random.Generator, share: float = VALIDATION_SHARE
-) -> tuple[list[EnrollmentClip], list[EnrollmentClip]]:
-    """(fit, validation): a random ``share`` (at least one clip, when there are two or more) held out."""
-    order = rng.permutation(len(clips))
-    held = min(len(clips) - 1, max(1, int(round(share * len(clips))))) if len(clips) > 1 else 0
-    return [clips[i] for i in sorted(order[held:])], [clips[i] for i in sorted(order[:held])]
+def fold_of(count: int, rng: np.random.Generator, folds: int = FOLDS) -> np.ndarray:
+    """A seeded assignment of ``count`` clips to ``folds`` folds of (nearly) equal size."""
+    return rng.permutation(count) % folds
+
+
+def fit_head(
+    frames: list[ClipFrames], bank: GeneralBank, base_model_version: str, seed: int, threshold: float = 0.5
+) -> VoiceHead:
+    """A head fitted on the clips' frames and the bank (worth ``GENERAL_WEIGHT`` of the clips' weight)."""
+    features = np.concatenate([clip.features for clip in frames] + [bank.features])
+    labels = np.concatenate([clip.labels for clip in frames] + [bank.labels])
+    client_weight = sum(float(clip.weights.sum()) for clip in frames)
+    general = bank.weights * (GENERAL_WEIGHT * client_weight / max(float(bank.weights.sum()), 1e-9))
+    weights = np.concatenate([clip.weights for clip in frames] + [general])
+    mean = features.mean(axis=0)
+    scale = features.std(axis=0) + 1e-3
+    coefficients, bias = fit_logistic((features - mean) / scale, labels, weights)
+    return VoiceHead(base_model_version, mean, scale, coefficients, bias, threshold, seed)
 
 
 def scored_tracks(
-    frame_scores, keyword_clips: list[EnrollmentClip], free_clips: list[EnrollmentClip]
+    keyword_scores: list[np.ndarray],
+    keyword_clips: list[EnrollmentClip],
+    free_scores: list[np.ndarray],
+    free_clips: list[EnrollmentClip],
 ) -> ScoredTracks:
-    """The evaluation module's view of validation clips; keyword-free clips are joined into one track."""
-    speech = np.concatenate([clip.samples for clip in free_clips]) if free_clips else np.zeros(0, np.float32)
+    """The evaluation module's view of scored clips; keyword-free clips are joined into one track."""
+    free_ms = sum(clip.duration_ms for clip in free_clips)
     return ScoredTracks(
         key="enrollment",
-        positives=[(frame_scores(clip.samples), clip.duration_ms, clip.span_ms) for clip in keyword_clips],
+        positives=[
+            (scores, clip.duration_ms, clip.span_ms)
+            for scores, clip in zip(keyword_scores, keyword_clips, strict=True)
+        ],
         confusables=[],
-        speech=(frame_scores(speech), int(len(speech) * 1000 // SAMPLE_RATE)),
+        speech=(np.concatenate(free_scores) if free_scores else np.zeros(0, np.float32), free_ms),
         scan_seconds=0.0,
-        audio_seconds=len(speech) / SAMPLE_RATE,
+        audio_seconds=free_ms / 1000,
     )
 
 
@@ -238,6 +273,32 @@ def figures(spotter, scored: ScoredTracks, threshold: float) -> DetectionFigures
     return DetectionFigures(
         result.caught, result.occurrences, result.speech_false, result.speech_hours, threshold
     )
+
+
+def calibrated_threshold(
+    spotter, held_out: ScoredTracks, free_scores: list[np.ndarray], free_clips: list[EnrollmentClip]
+) -> float:
+    """The kws calibration rule on held-out clips whose truth is known: per threshold, misses (a keyword
+    clip whose span no interval covers) weigh ``MISS_WEIGHT``, false alarms (a keyword-free clip with an
+    interval) ``FALSE_WEIGHT``; the least loss wins, ties go to the highest threshold."""
+    caught = np.array(
+        [
+            [
+                any(
+                    interval.start_ms <= span[0] and interval.end_ms >= span[1]
+                    for interval in intervals_at(spotter, scores, duration_ms, float(threshold))
+                )
+                for scores, duration_ms, span in held_out.positives
+            ]
+            + [
+                bool(intervals_at(spotter, scores, clip.duration_ms, float(threshold)))
+                for scores, clip in zip(free_scores, free_clips, strict=True)
+            ]
+            for threshold in THRESHOLDS
+        ]
+    )
+    truth = np.array([[True] * len(held_out.positives) + [False] * len(free_clips)])
+    return lowest_loss_threshold(calibration_loss(caught, truth, MISS_WEIGHT, FALSE_WEIGHT))
 
 
 def enroll(
@@ -249,32 +310,40 @@ def enroll(
 ) -> Enrollment:
     """Fit a head for one voice; ``spotter`` is the base ``KeywordSpotter`` (its model, padding, threshold).
 
+    Cross-fitting: the clips are split into ``FOLDS`` seeded folds, a head is fitted without each fold and
+    scores it, so every clip gets a score from a head that never saw it. The threshold is chosen on those
+    held-out scores by the kws calibration rule, and the shipped head is then fitted on all clips.
     Keyword clips must carry spans (``align_keyword`` finds one for a clip given by text only).
     """
     rng = np.random.default_rng(seed)
-    fit_keywords, check_keywords = split_clips(keyword_clips, rng)
-    fit_free, check_free = split_clips(free_clips, rng)
-    parts = [clip_frames(spotter.model, clip) for clip in fit_keywords + fit_free]
-    client = [np.concatenate([part[i] for part in parts]) for i in range(3)]
-    general_weights = bank.weights * (GENERAL_WEIGHT * client[2].sum() / max(bank.weights.sum(), 1e-9))
-    features = np.concatenate([client[0], bank.features])
-    labels = np.concatenate([client[1], bank.labels])
-    weights = np.concatenate([client[2], general_weights])
-    mean = features.mean(axis=0)
-    scale = features.std(axis=0) + 1e-3
-    coefficients, bias = fit_logistic((features - mean) / scale, labels, weights)
-    head = VoiceHead(spotter.metadata.version, mean, scale, coefficients, bias, threshold=0.5, seed=seed)
-    adapted_spotter = spotter.with_voice(head)
-    adapted_scored = scored_tracks(adapted_spotter.frame_scores, check_keywords, check_free)
-    threshold = choose_threshold(adapted_spotter, [adapted_scored])
-    head = VoiceHead(spotter.metadata.version, mean, scale, coefficients, bias, threshold, seed)
-    base_scored = scored_tracks(spotter.frame_scores, check_keywords, check_free)
+    version = spotter.metadata.version
+    keyword_frames = [clip_frames(spotter.model, clip) for clip in keyword_clips]
+    free_frames = [clip_frames(spotter.model, clip) for clip in free_clips]
+    keyword_fold, free_fold = fold_of(len(keyword_clips), rng), fold_of(len(free_clips), rng)
+    keyword_scores: list[np.ndarray] = [np.zeros(0, np.float32)] * len(keyword_clips)
+    free_scores: list[np.ndarray] = [np.zeros(0, np.float32)] * len(free_clips)
+    for fold in range(FOLDS):
+        training = [frames for frames, f in zip(keyword_frames, keyword_fold, strict=True) if f != fold]
+        training += [frames for frames, f in zip(free_frames, free_fold, strict=True) if f != fold]
+        head = fit_head(training, bank, version, seed)
+        for index in np.flatnonzero(keyword_fold == fold):
+            keyword_scores[index] = head.stacked_scores(keyword_frames[index].features)
+        for index in np.flatnonzero(free_fold == fold):
+            free_scores[index] = head.stacked_scores(free_frames[index].features)
+    held_out = scored_tracks(keyword_scores, keyword_clips, free_scores, free_clips)
+    threshold = calibrated_threshold(spotter, held_out, free_scores, free_clips)
+    head = fit_head(keyword_frames + free_frames, bank, version, seed, threshold)
+    base_scored = scored_tracks(
+        [spotter.frame_scores(clip.samples) for clip in keyword_clips],
+        keyword_clips,
+        [spotter.frame_scores(clip.samples) for clip in free_clips],
+        free_clips,
+    )
     return Enrollment(
         head=head,
         base=figures(spotter, base_scored, spotter.threshold),
-        adapted=figures(spotter, adapted_scored, threshold),
-        fit_clips=len(fit_keywords) + len(fit_free),
-        validation_clips=len(check_keywords) + len(check_free),
+        adapted=figures(spotter, held_out, threshold),
+        clips=len(keyword_clips) + len(free_clips),
     )
 
 
@@ -290,7 +359,8 @@ class BankBuilder:
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def add(self, clip: EnrollmentClip) -> None:
-        features, labels, weights = clip_frames(self.model, clip)
+        frames = clip_frames(self.model, clip)
+        features, labels, weights = frames.features, frames.labels, frames.weights
         negatives = np.flatnonzero((labels < 0.5) & (weights > 0))
         keep = np.concatenate(
             [
