@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.optimize
 
 from services.kws.detector import smooth
 from services.kws.evaluation import ScoredTracks, evaluate_voice, intervals_at
@@ -220,6 +219,8 @@ def fit_logistic(
         residual = sample_weight * (1.0 / (1.0 + np.exp(-logits)) - labels)
         gradient = np.concatenate([x.T @ residual + l2 * w, [residual.sum()]])
         return float(value), gradient
+
+    import scipy.optimize  # here, not at the top: the gateway imports this module's neighbours, not fits
 
     result = scipy.optimize.minimize(
         loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": 200}
