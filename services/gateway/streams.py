@@ -30,10 +30,12 @@ from typing import Any, TypeVar
 import numpy as np
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.audio import AudioRejected
 from services.common.contracts import utc_now
 from services.common.stream_audio import StreamFormat, UnsupportedFormat, open_decoder
+from services.gateway.jobs import JobSubmitter
 from services.gateway.settings import GatewaySettings
 from services.kws.intervals import SkipInterval
 from services.kws.spotter import KeywordSpotter, KwsScan
@@ -43,6 +45,7 @@ from services.store import repository
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Sessions = async_sessionmaker[AsyncSession]
 
 STREAMS_PATH = "/v1/streams"
 PROTOCOL_VERSION = 1
@@ -144,7 +147,9 @@ def interval_message(interval: SkipInterval) -> dict[str, object]:
     return {"type": "interval", **interval.to_json_dict()}
 
 
-def add_stream_route(app: FastAPI, streams: StreamService, sessions, submitter) -> None:
+def add_stream_route(
+    app: FastAPI, streams: StreamService, sessions: Sessions, submitter: JobSubmitter
+) -> None:
     """Register ``WS /v1/streams`` on the gateway's app."""
 
     @app.websocket(STREAMS_PATH)
@@ -170,7 +175,9 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 class StreamSession:
     """One connection from ``start`` to ``final`` (see the module docstring)."""
 
-    def __init__(self, websocket: WebSocket, streams: StreamService, sessions, submitter) -> None:
+    def __init__(
+        self, websocket: WebSocket, streams: StreamService, sessions: Sessions, submitter: JobSubmitter
+    ) -> None:
         self.websocket = websocket
         self.streams = streams
         self.settings = streams.settings
