@@ -130,7 +130,9 @@ async def test_the_ops_page_shows_queues_dead_letters_errors_throughput_and_mode
 
     assert [row[0] for row in tables["queues"]] == work_queue_names()
     store_row = next(row for row in tables["queues"] if row[0] == STORE_RESULTS_QUEUE)
-    assert store_row[3] == "1"  # the store is consuming store.results
+    # The store is consuming store.results. Not "== 1": the management API's counts lag, and a store that
+    # an earlier test stopped a moment ago may still be listed.
+    assert int(store_row[3]) >= 1
     dead = {row[0]: row[1] for row in tables["dead-letters"]}
     assert dead[dead_letter_queue(KWS_SCAN_QUEUE)] == "2"
     assert any(row[:3] == ["kws.scan", MODEL_VERSION, "1"] for row in tables["models"])
