@@ -4,10 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # Debian packages: decoding (ffmpeg), speech synthesis for the wake-word data (espeak-ng, festival),
-# Russian text to synthesise from (fortunes-ru), audio tools (sox, flac). RHVoice's Russian voices come from
+# Russian text to synthesise from (fortunes-ru), music negatives for the cry gate (fluidsynth with the
+# fluid-soundfont-gm General MIDI soundfont), audio tools (sox, flac). RHVoice's Russian voices come from
 # Debian's non-free component, which setup adds as an apt source. Operations tests: headless chromium loads the
 # store's /ops page; docker-compose validates deploy/compose.yaml (no Docker engine needed).
-APT_PACKAGES := ffmpeg espeak-ng sox libsox-fmt-all flac festival festvox-ru fortunes-ru libsndfile1 rhvoice rhvoice-russian chromium docker-compose
+APT_PACKAGES := ffmpeg espeak-ng sox libsox-fmt-all flac festival festvox-ru fortunes-ru libsndfile1 rhvoice rhvoice-russian chromium docker-compose \
+	fluidsynth fluid-soundfont-gm
 NON_FREE_SOURCE := /etc/apt/sources.list.d/debian-non-free.sources
 PYTEST_ARGS ?=
 
@@ -32,11 +34,12 @@ apt:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements/runtime.txt requirements/dev.txt requirements/train.txt
+$(VENV)/.installed: requirements/runtime.txt requirements/dev.txt requirements/train.txt requirements/train-nodeps.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements/dev.txt -r requirements/train.txt
 	$(PIP) install -q -e clients/python  # the client library; playback-sim and the stream bench use it
+	$(PIP) install -q --no-deps -r requirements/train-nodeps.txt
 	touch $@
 
 test: ## Run the whole suite against the local RabbitMQ and PostgreSQL.

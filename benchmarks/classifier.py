@@ -1,8 +1,9 @@
 """Speed of the cry classifier on one core: `python -m benchmarks.classifier` (part of `make bench`).
 
 Medians of several runs for a 5 s voice note (OGG/Opus, 48 kHz like Telegram): decoding (with the 8 kHz
-band limit), features (upsampling + numpy log-mel), ONNX inference of one window, the whole analyse()
-call, and batched inference throughput. Targets: features <= 5 ms, inference <= 5 ms.
+band limit), features (upsampling + numpy log-mel for the reasons, the sound spectrogram for the gate), ONNX
+inference (reasons of one window; the gate's pretrained embedding over the note's blocks), the whole
+analyse() call, and batched throughput of the reason branch. Targets: features <= 5 ms, inference <= 5 ms.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from services.classifier.analysis import CryClassifier  # noqa: E402
 from services.classifier.features import PHONE_SAMPLE_RATE, log_mel, split_windows, to_model_rate  # noqa: E402
 from services.classifier.inference import CryModelSession  # noqa: E402
 from services.classifier.settings import ClassifierSettings  # noqa: E402
+from services.classifier.sound_features import sound_blocks  # noqa: E402
 from services.common.audio import decode_audio  # noqa: E402
 from services.common.settings import REPO_ROOT  # noqa: E402
 from tests.audio_files import encode  # noqa: E402
@@ -51,6 +53,7 @@ def main() -> None:
     phone = decode_audio(audio, PHONE_SAMPLE_RATE).samples
     window = split_windows(to_model_rate(phone))[0]
     features = log_mel(window)[None]
+    blocks = sound_blocks(phone)
     session = CryModelSession(settings.model_path, threads=1)
     classifier = CryClassifier.load(settings)
     print(f"cry classifier, one core, medians of {RUNS} runs, 5 s OGG/Opus 48 kHz voice note")
@@ -58,16 +61,18 @@ def main() -> None:
         "decode + 8 kHz band limit": lambda: decode_audio(audio, PHONE_SAMPLE_RATE),
         "upsample to 22050 Hz": lambda: to_model_rate(phone),
         "log-mel, one window (target <= 5 ms)": lambda: log_mel(window),
-        "inference, one window (target <= 5 ms)": lambda: session.run(features),
+        "gate sound spectrogram + blocks": lambda: sound_blocks(phone),
+        f"inference, one window + {len(blocks)} gate blocks": lambda: session.run(features, blocks),
+        "inference, one window + 1 gate block": lambda: session.run(features, blocks[:1]),
         "analyse() end to end": lambda: classifier.analyse(audio),
     }
     for name, action in timings.items():
         print(f"  {name:40s} {median_ms(action):8.2f} ms")
     for batch_size in BATCH_SIZES:
         batch = np.repeat(features, batch_size, axis=0)
-        per_batch = median_ms(lambda b=batch: session.run(b), runs=10)
+        per_batch = median_ms(lambda b=batch: session.run(b, blocks[:1]), runs=10)
         throughput = batch_size / per_batch * 1000
-        name = f"inference, batch of {batch_size}"
+        name = f"inference, {batch_size} windows + 1 gate block"
         print(f"  {name:40s} {per_batch:8.2f} ms  {throughput:6.0f} windows/s")
 
 

@@ -3,8 +3,8 @@
 Never raises for bad audio: bad input is an answer with status "bad_audio".
 
 Steps: decode (services.common.audio, band-limited to 8 kHz) -> signal gate (gate.py) -> log-mel windows
--> one ONNX run (cry detector + reasons) -> "is it mostly a cry?" -> calibrated reason probabilities
--> "ok" or "not sure".
+and sound-embedding blocks -> one ONNX run (cry gate + reasons) -> "is it mostly a cry?" -> calibrated
+reason probabilities -> "ok" or "not sure".
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from services.classifier.features import PHONE_SAMPLE_RATE, log_mel, split_windo
 from services.classifier.gate import measure_signal
 from services.classifier.inference import CryModelSession
 from services.classifier.settings import ClassifierSettings
+from services.classifier.sound_features import sound_blocks
 from services.common.audio import AudioLimits, AudioRejected, decode_audio
 from services.common.metrics import stage
 
@@ -94,11 +95,11 @@ class CryClassifier:
         with stage("features"):
             windows = split_windows(to_model_rate(phone_samples))
             features = np.stack([log_mel(w) for w in windows])
+            blocks = sound_blocks(phone_samples)
         with stage("inference"):
-            cry_logits, reason_logits = self._session.run(features)
-        cry_by_window = sigmoid(cry_logits.astype(np.float64))
-        quality["cry_probability"] = round(float(cry_by_window.mean()), 4)
-        probabilities = self._reason_probabilities(reason_logits, cry_by_window)
+            cry_logit, reason_logits = self._session.run(features, blocks)
+        quality["cry_probability"] = round(float(sigmoid(np.float64(cry_logit))), 4)
+        probabilities = self._reason_probabilities(reason_logits)
         if quality["cry_probability"] < self.metadata.cry_threshold:
             quality["reason"] = "not_a_cry"
             return self._answer("not_a_cry", quality, GATE_MESSAGES["not_a_cry"], probabilities=probabilities)
@@ -115,11 +116,9 @@ class CryClassifier:
         )
         return self._answer("ok", quality, message, label, probabilities)
 
-    def _reason_probabilities(self, reason_logits: np.ndarray, cry_by_window: np.ndarray) -> dict[str, float]:
-        """Calibrated window probabilities, averaged with weights = how much each window sounds like a cry."""
-        by_window = softmax(reason_logits.astype(np.float64) / self.metadata.temperature)
-        weights = cry_by_window + 1e-6
-        mean = (by_window * weights[:, None]).sum(axis=0) / weights.sum()
+    def _reason_probabilities(self, reason_logits: np.ndarray) -> dict[str, float]:
+        """Calibrated window probabilities averaged over the windows, as the evaluation scores them."""
+        mean = softmax(reason_logits.astype(np.float64) / self.metadata.temperature).mean(axis=0)
         return {label: round(float(p), 4) for label, p in zip(self.metadata.labels, mean, strict=True)}
 
     def _answer(

@@ -32,23 +32,11 @@ def clip_probabilities(
     owner: np.ndarray,
     n_clips: int,
     temperature: float = 1.0,
-    window_weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Clip-level class probabilities: the (weighted) mean of the clip's window probabilities."""
-    probabilities = softmax(window_logits / temperature)
-    weights = np.ones(len(owner)) if window_weights is None else window_weights + 1e-6
+    """Clip-level class probabilities: the mean of the clip's window probabilities."""
     totals = np.zeros((n_clips, window_logits.shape[1]))
-    np.add.at(totals, owner, probabilities * weights[:, None])
-    norm = np.zeros(n_clips)
-    np.add.at(norm, owner, weights)
-    return totals / norm[:, None]
-
-
-def clip_cry_probability(window_logits: np.ndarray, owner: np.ndarray, n_clips: int) -> np.ndarray:
-    """Clip-level cry probability: the mean over windows ("mostly a cry")."""
-    totals = np.zeros(n_clips)
-    np.add.at(totals, owner, sigmoid(window_logits.reshape(-1)))
-    return totals / np.bincount(owner, minlength=n_clips)
+    np.add.at(totals, owner, softmax(window_logits / temperature))
+    return totals / np.bincount(owner, minlength=n_clips)[:, None]
 
 
 def fit_temperature(window_logits: np.ndarray, owner: np.ndarray, targets: np.ndarray) -> float:

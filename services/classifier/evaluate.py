@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,11 +22,13 @@ from services.classifier.features import PHONE_SAMPLE_RATE
 from services.classifier.inference import CryModelSession
 from services.classifier.nets import BaselineCNN
 from services.classifier.settings import ClassifierSettings
+from services.classifier.sound_gate import GateCrossValidation
 from services.classifier.train import (
     REASON_LABELS,
     Task,
+    choose_cry_threshold,
     cross_validate,
-    detector_task,
+    gate_cross_validation,
     reason_task,
 )
 from services.classifier.training import FitConfig
@@ -170,45 +173,67 @@ def expected_calibration_error(probabilities: np.ndarray, targets: np.ndarray, b
     return float(error)
 
 
-def gate_section(
-    task: Task, oof: dict[str, np.ndarray], evaluation_only: list[Clip], cry_threshold: float
-) -> list[str]:
-    """Share of clips the whole gate (signal checks, then the detector) turns away, by kind of clip."""
-    trained_p = calibration.clip_cry_probability(oof["window_logits"], oof["owner"], len(task.clips))
-    extra_p = calibration.clip_cry_probability(oof["extra_logits"], oof["extra_owner"], len(evaluation_only))
-    rows: dict[str, list[bool]] = {}
-    reasons: dict[str, dict[str, int]] = {}
-    for clip, p in [*zip(task.clips, trained_p, strict=True), *zip(evaluation_only, extra_p, strict=True)]:
-        kind = _gate_kind(clip)
+GATE_POOLS = {
+    "all real cries": lambda kind: kind.startswith("cry:"),
+    "all real (recorded) non-cries, trained kinds out of fold": lambda kind: kind.startswith(
+        "not a cry: ESC"
+    ),
+    "all evaluation-only ESC-50 non-cries": lambda kind: kind.startswith("not a cry, evaluation-only"),
+    "synthesised non-cries (speech, noise), out of fold": lambda kind: kind.startswith("not a cry: synth"),
+}
+
+
+def gate_rejections(
+    clips: list[Clip], result: GateCrossValidation, evaluation_only: list[Clip], cry_threshold: float
+) -> dict[str, list[str | None]]:
+    """By kind of clip: why the whole gate (signal checks, then the cry gate) turns it away, or None."""
+    rows: dict[str, list[str | None]] = {}
+    scored = [
+        *zip(clips, result.probabilities, strict=True),
+        *zip(evaluation_only, result.evaluation_only_probabilities, strict=True),
+    ]
+    for clip, p in scored:
         reason = gate.measure_signal(clip.samples, PHONE_SAMPLE_RATE).reason or (
             "not_a_cry" if p < cry_threshold else None
         )
-        rows.setdefault(kind, []).append(reason is not None)
-        if reason:
-            reasons.setdefault(kind, {}).setdefault(reason, 0)
-            reasons[kind][reason] += 1
+        rows.setdefault(_gate_kind(clip), []).append(reason)
+    return rows
+
+
+def pooled_rejection(rows: dict[str, list[str | None]]) -> dict[str, tuple[int, int]]:
+    """(rejected, clips) for each of GATE_POOLS."""
+    pooled = {}
+    for name, belongs in GATE_POOLS.items():
+        reasons = [reason for kind, values in rows.items() if belongs(kind) for reason in values]
+        pooled[name] = (sum(reason is not None for reason in reasons), len(reasons))
+    return pooled
+
+
+def gate_section(rows: dict[str, list[str | None]], unbalanced: dict[str, list[str | None]]) -> list[str]:
+    """Share of clips the gate turns away, by kind and pooled, beside the gate fitted without balancing."""
     lines = ["| clips | n | rejected by the gate | by reason |", "| --- | --- | --- | --- |"]
     for kind in sorted(rows):
-        detail = ", ".join(f"{k} {v}" for k, v in sorted(reasons.get(kind, {}).items()))
-        lines.append(f"| {kind} | {len(rows[kind])} | {np.mean(rows[kind]):.1%} | {detail} |")
-    pools = {
-        "all real cries": lambda kind: kind.startswith("cry:"),
-        "all real (recorded) non-cries, trained kinds out of fold": lambda kind: kind.startswith(
-            "not a cry: ESC"
-        ),
-        "all evaluation-only ESC-50 non-cries": lambda kind: kind.startswith("not a cry, evaluation-only"),
-        "synthesised non-cries (speech, noise), out of fold": lambda kind: kind.startswith(
-            "not a cry: synth"
-        ),
-    }
-    lines += ["", "Pooled:", ""]
-    pooled_rates = {}
-    for name, belongs in pools.items():
-        pooled = [rejected for kind, values in rows.items() if belongs(kind) for rejected in values]
-        pooled_rates[name] = float(np.mean(pooled))
-        lines.append(f"- {name}: {pooled_rates[name]:.1%} rejected ({sum(pooled)} of {len(pooled)})")
-    cries = pooled_rates["all real cries"]
-    recorded = min(pooled_rates[name] for name in list(pools)[1:3])
+        counts = Counter(reason for reason in rows[kind] if reason)
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        rejected = np.mean([reason is not None for reason in rows[kind]])
+        lines.append(f"| {kind} | {len(rows[kind])} | {rejected:.1%} | {detail} |")
+    pooled, ablation = pooled_rejection(rows), pooled_rejection(unbalanced)
+    lines += [
+        "",
+        "Pooled, for the shipped gate and for the same gate fitted without the recording-kind balancing "
+        "(its threshold chosen by the same rule):",
+        "",
+        "| clips | shipped gate | without balancing |",
+        "| --- | --- | --- |",
+    ]
+    for name in GATE_POOLS:
+        (rejected, n), (other, _) = pooled[name], ablation[name]
+        lines.append(
+            f"| {name} | {rejected / n:.1%} ({rejected} of {n}) | {other / n:.1%} ({other} of {n}) |"
+        )
+    rates = {name: rejected / n for name, (rejected, n) in pooled.items()}
+    cries = rates["all real cries"]
+    recorded = min(rates[name] for name in list(GATE_POOLS)[1:3])
     lines += [
         "",
         f"Targets: real cries rejected {cries:.1%} (target at most 5%: "
@@ -263,8 +288,9 @@ def write_model_card(settings: ClassifierSettings, log: Callable[[str], None] = 
     metadata = CryModelSession(settings.model_path).metadata
     if metadata.labels != REASON_LABELS:
         raise ValueError(f"{settings.model_path} has labels {metadata.labels}; retrain first")
-    detector, reasons = detector_task(corpus), reason_task(corpus, REASON_LABELS)
-    detector_oof = cross_validate(detector, settings, evaluation_only, log)
+    reasons = reason_task(corpus, REASON_LABELS)
+    gate_training, gate_result, _ = gate_cross_validation(corpus, settings, log)
+    _, unbalanced_result, _ = gate_cross_validation(corpus, settings, log, balanced=False)
     reason_oof = cross_validate(reasons, settings, log=log)
     baseline = Task(
         "baseline_cnn",
@@ -297,7 +323,15 @@ def write_model_card(settings: ClassifierSettings, log: Callable[[str], None] = 
             "shipped model (StatsReasonNet)", shipped_probabilities.argmax(axis=1), shipped_probabilities
         ),
     ]
-    gate_lines = gate_section(detector, detector_oof, evaluation_only, metadata.cry_threshold)
+    gate_lines = gate_section(
+        gate_rejections(gate_training, gate_result, evaluation_only, metadata.cry_threshold),
+        gate_rejections(
+            gate_training,
+            unbalanced_result,
+            evaluation_only,
+            choose_cry_threshold(gate_training, unbalanced_result),
+        ),
+    )
     sections = {
         "reasons": reason_section(reasons, results, settings.seed),
         "calibration": calibration_section(

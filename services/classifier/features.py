@@ -131,14 +131,18 @@ def split_windows(samples: np.ndarray) -> np.ndarray:
     )
 
 
+def power_spectrogram(samples: np.ndarray, hop_length: int) -> np.ndarray:
+    """(frames, N_FFT // 2 + 1) float32 power of a centred, zero-padded STFT: librosa.stft's framing."""
+    padded = np.pad(samples.astype(np.float32, copy=False), N_FFT // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::hop_length]
+    spectrum = scipy.fft.rfft(frames * _hann_window(), axis=1, workers=1)  # float32 in, complex64 out
+    return spectrum.real**2 + spectrum.imag**2
+
+
 def log_mel(window: np.ndarray) -> np.ndarray:
     """(N_MELS, N_FRAMES) float32 log-mel of one WINDOW_SAMPLES window at SAMPLE_RATE, librosa-equivalent."""
-    padded = np.pad(fit_window(window.astype(np.float32, copy=False)), N_FFT // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH]
-    spectrum = scipy.fft.rfft(frames * _hann_window(), axis=1, workers=1)  # float32 in, complex64 out
-    power = spectrum.real**2 + spectrum.imag**2
-    mel = mel_filterbank() @ power.T
-    return power_to_db(mel)
+    power = power_spectrogram(fit_window(window), HOP_LENGTH)
+    return power_to_db(mel_filterbank() @ power.T)
 
 
 def power_to_db(power: np.ndarray) -> np.ndarray:

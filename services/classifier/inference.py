@@ -10,9 +10,10 @@ import numpy as np
 import onnxruntime
 
 from services.classifier.features import feature_parameters
+from services.classifier.sound_features import sound_feature_parameters
 
 # Must agree with export.py (checked by tests/classifier/test_model.py).
-INPUT_NAME = "log_mel"
+INPUT_NAMES = ("log_mel", "sound_blocks")
 OUTPUT_NAMES = ("cry_logit", "reason_logits")
 
 
@@ -26,6 +27,7 @@ class ModelMetadata:
     not_sure_threshold: float
     temperature: float
     features: dict
+    sound_features: dict
     raw: dict[str, str]
 
     @classmethod
@@ -37,6 +39,7 @@ class ModelMetadata:
             not_sure_threshold=float(properties["not_sure_threshold"]),
             temperature=float(properties["temperature"]),
             features=json.loads(properties["features"]),
+            sound_features=json.loads(properties["sound_features"]),
             raw=dict(properties),
         )
 
@@ -50,12 +53,14 @@ class CryModelSession:
         options.inter_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.metadata = ModelMetadata.from_properties(self._session.get_modelmeta().custom_metadata_map)
-        if self.metadata.features != json.loads(json.dumps(feature_parameters())):
-            raise ValueError(f"{path} was trained on other features: {self.metadata.features}")
+        expected = [feature_parameters(), sound_feature_parameters()]
+        if [self.metadata.features, self.metadata.sound_features] != json.loads(json.dumps(expected)):
+            raise ValueError(f"{path} was trained on other features: {self.metadata.raw}")
 
-    def run(self, log_mels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(windows,) cry logits and (windows, labels) reason logits for (windows, mels, frames) input."""
+    def run(self, log_mels: np.ndarray, sound_blocks: np.ndarray) -> tuple[float, np.ndarray]:
+        """One recording: its cry logit (from the gate blocks) and (windows, labels) reason logits."""
         cry_logit, reason_logits = self._session.run(
-            list(OUTPUT_NAMES), {INPUT_NAME: log_mels.astype(np.float32)}
+            list(OUTPUT_NAMES),
+            {INPUT_NAMES[0]: log_mels.astype(np.float32), INPUT_NAMES[1]: sound_blocks.astype(np.float32)},
         )
-        return cry_logit, reason_logits
+        return float(cry_logit.reshape(-1)[0]), reason_logits

@@ -34,11 +34,12 @@ def render_model_card(
         "",
         f"- Model file: `services/classifier/cry_model.onnx`, version `{metadata.version}`",
         f"- Labels: {', '.join(f'`{label}`' for label in metadata.labels)}",
-        f"- Cry threshold (mean cry probability over windows): {metadata.cry_threshold:.3f}; not-sure "
+        f"- Cry threshold (the cry gate's probability for the recording): {metadata.cry_threshold:.3f}; "
+        "not-sure "
         f"threshold "
         f"(top calibrated probability): {metadata.not_sure_threshold:.3f}; temperature: "
         f"{metadata.temperature:.2f}",
-        f"- Training: {training.get('detector_clips', '?')} clips for the detector, "
+        f"- Training: {training.get('gate_clips', '?')} clips for the cry gate, "
         f"{training.get('reason_clips', '?')} for the reasons, seed {training.get('seed', '?')}, "
         f"{training.get('training_seconds', '?')} s of wall time for the run that exported this file, "
         "on this machine's shared CPU (out-of-fold results are reused from `.cache/classifier` when "
@@ -74,19 +75,26 @@ def render_model_card(
         "limit as "
         "the Donate-a-Cry phones -> signal checks -> 5 s windows every 2.5 s, upsampled to 22050 Hz, "
         "128-band "
-        "Slaney log-mel in dB relative to the maximum, 200 frames (numpy; a test holds it to librosa) -> one "
-        "ONNX graph with two branches: a cry detector (mean cry probability over windows against the cry "
-        "threshold) and the reason model (window probabilities after temperature scaling, averaged with "
-        "weights equal to each window's cry probability).",
+        "Slaney log-mel in dB relative to the maximum, 200 frames (numpy; a test holds it to librosa), and "
+        "the same 8 kHz audio upsampled to 44.1 kHz as the sound embedding's 96-band HTK mel input in 2.3 s "
+        "blocks every 1.16 s (at most 12 blocks spread over the recording; numpy, held to librosa) -> one "
+        "ONNX graph with two branches: the cry gate (one cry probability for the recording against the cry "
+        "threshold) and the reason model (window probabilities after temperature scaling, averaged over "
+        "the windows, as the evaluation scores them).",
         "",
-        "Cry detector: `CryNet` (stride-2 stem, three Conv+BN+ReLU+MaxPool blocks of 32/64/64 channels, "
-        "mean+max pooling, dropout, linear). Reason model: `StatsReasonNet`, a linear softmax layer (with "
-        "dropout) over 270 clip statistics computed inside the graph: per mel band below 4 kHz, the mean and "
-        "standard deviation of the log-mel and the standard deviation of its frame-to-frame change, "
-        "standardised with the training set's values. Both: AdamW with a one-cycle schedule, fixed seeds, "
-        "the detector's loss weighted so cries and non-cries count equally. The reason model uses plain "
-        "cross-entropy: a class-weighted loss was cross-validated too and scored lower (ablation row below). "
-        "Augmentation on both classes alike: random crops (30% "
+        "Cry gate: the pretrained aiSFX sound-event embedding (A. B. Ma and A. Lerch, *Representation "
+        "Learning for the Automatic Indexing of Sound Effects Libraries*, ISMIR 2022; model X-Sequential-CE, "
+        "CC BY 4.0, from the `aisfx` wheel on PyPI), frozen: four double 3x3 conv blocks of 64-512 channels "
+        "trained on professional sound-effect libraries, so it has heard far more kinds of sound than the "
+        "clips we may train on. Each block gives a 512-d embedding; the recording's mean and maximum over "
+        "blocks (1024 values) go through a class-balanced L2 logistic regression fitted on the licence-clean "
+        "clips (cries vs ESC-10 recordings and synthesised negatives). Its weights are stored in half "
+        "precision (the file would be 19 MB otherwise). Reason model: `StatsReasonNet`, a linear softmax "
+        "layer (with dropout) over 270 clip statistics computed inside the graph: per mel band below 4 kHz, "
+        "the mean and standard deviation of the log-mel and the standard deviation of its frame-to-frame "
+        "change, standardised with the training set's values; AdamW with a one-cycle schedule, fixed seeds, "
+        "plain cross-entropy (a class-weighted loss was cross-validated too and scored lower: ablation row "
+        "below). Its augmentation: random crops (30% "
         "shorter than 5 s, so zero-padding says nothing about the class), Opus 12 kbit/s and MP3 16 kbit/s "
         "round trips at 8 kHz, white/brown noise at 10-30 dB SNR. The reference baseline CNN is reproduced "
         "as specified (three Conv+Pool blocks of 32/64/128 channels, Dense(128), Dropout(0.5), softmax; "
@@ -120,6 +128,10 @@ def render_model_card(
         "CC BY-NC 3.0; clips derived from freesound.org recordings, see `esc/sources.csv` in the data "
         "folder for "
         "the author of each.",
+        "- Contains the aiSFX pretrained model (X-Sequential-CE) by Alison B. Ma and Alexander Lerch, "
+        "*Representation Learning for the Automatic Indexing of Sound Effects Libraries*, ISMIR 2022 "
+        "(https://github.com/alisonbma/aisfx), licensed under CC BY 4.0; its weights are embedded, "
+        "unchanged but stored in half precision, in the ONNX file's cry gate.",
         "",
         "## Evaluation protocol",
         "",
@@ -158,7 +170,7 @@ def render_model_card(
         f"percentile of 50 ms RMS) below {gate.MIN_LOUD_LEVEL_DBFS:.0f} dBFS -> `too_quiet`; more than "
         f"{gate.MAX_CLIPPED_FRACTION:.0%} of samples at or above {gate.CLIP_LEVEL} of full scale -> "
         f"`clipped`. "
-        f"Then the detector: mean cry probability below {metadata.cry_threshold:.3f} -> `not_a_cry`. The cry "
+        f"Then the cry gate: probability below {metadata.cry_threshold:.3f} -> `not_a_cry`. The cry "
         f"threshold is the highest that rejects at most {CRY_REJECTION_BUDGET:.0%} of the out-of-fold "
         f"cries of "
         "each source (Donate-a-Cry; ESC crying_baby, i.e. cries from other devices), whichever is stricter.",
@@ -174,20 +186,25 @@ def render_model_card(
         "- Reason labels barely carry across babies (the data README measured macro-F1 0.15-0.20 with "
         "classic "
         "features); treat every reason as a weak hint. The tags are parents' guesses, not ground truth.",
-        "- The gate's weakest point: recorded environmental sounds. Only 85 licence-clean recorded non-cries "
-        "(ESC-10) could train the detector, so many recorded non-cries pass as cries (pooled figures above); "
-        "tonal and animal sounds (cat, hen, pig, frog, cow, creaking doors, hand saw, vacuum cleaner, "
-        "pouring water) pass most often. Speech and synthetic noise are rejected well. "
+        "- The gate's weakest point is still recorded environmental sounds, above all tonal, animal and "
+        "water sounds: the per-kind table above shows which pass most often. The pretrained sound embedding "
+        "has heard such sounds, but only 85 licence-clean recorded non-cries (ESC-10) could "
+        "train the head on top of it, and the evaluation-only kinds were never seen. "
         "A reason answer on such a recording is meaningless.",
+        "- Cries from devices other than the Donate-a-Cry app's phones are few here (32 ESC crying_baby "
+        "clips): the recording-kind balancing keeps the gate from learning the app's phones instead of "
+        "crying (ablation column above), but its threshold still rests on those 32 recordings.",
+        "- The gate sees at most 12 blocks (about 15 s) of a long recording, spread evenly; a recording "
+        "that is mostly something else with a short cry in it may be turned away, which is intended.",
         "- Most real cries the gate rejects are unvetted Donate-a-Cry uploads that are near-silent or under "
         "1.5 s (the `too_quiet`/`too_short` counts above); they were never listened to and may hold no cry.",
         "- The training cries come from one app's users in 2015 (8 kHz Android AMR-NB, iOS IMA ADPCM); other "
         "phones, rooms and languages were not seen. The Android/iOS platform is confounded with the share of "
         "`hungry`; per-platform figures are above.",
         "- The unvetted Donate-a-Cry clips were not listened to and may hold silence or adult voices.",
-        "- Speech negatives are formant-synthesised (espeak-ng); natural adult voices, TV and music were "
-        "not in "
-        "training and may pass the gate more often than measured here.",
+        "- Speech negatives are synthesised (espeak-ng, festival) and music negatives rendered from "
+        "generated MIDI; natural adult voices, TV and recorded music were not in training and may pass "
+        "the gate more often than measured here.",
         "",
     ]
     return "\n".join(parts)

@@ -1,11 +1,14 @@
 """Torch networks (training only; the services run the exported ONNX graph with onnxruntime).
 
 BaselineCNN is the reference baseline, kept as the yardstick: three Conv+Pool blocks with 32/64/128
-channels, Dense(128), Dropout(0.5) and a softmax over the labels. CryNet is what ships: a smaller CNN
-with batch norm and global pooling, fast enough for a 5 ms budget, used twice (cry detector, reasons).
+channels, Dense(128), Dropout(0.5) and a softmax over the labels. What ships is CryModel: the reason model
+(StatsReasonNet) and the cry gate (SoundGate: a linear head on the frozen, pretrained aiSFX sound embedding).
 """
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -39,36 +42,6 @@ class BaselineCNN(nn.Module):
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(_scale(log_mel)))
-
-
-def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-    )
-
-
-class CryNet(nn.Module):
-    """Small CNN: a strided stem, three Conv+BN+Pool blocks, mean+max pooling over time and frequency."""
-
-    def __init__(self, n_outputs: int, width: int = 16, dropout: float = 0.3) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(1, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
-        )
-        self.blocks = nn.Sequential(
-            _conv_block(width, 2 * width),
-            _conv_block(2 * width, 4 * width),
-            _conv_block(4 * width, 4 * width),
-        )
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(8 * width, n_outputs))
-
-    def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
-        hidden = self.blocks(self.stem(_scale(log_mel)))
-        pooled = torch.cat([hidden.mean(dim=(2, 3)), hidden.amax(dim=(2, 3))], dim=1)
-        return self.head(pooled)
 
 
 # Mel bands below the 4 kHz band limit (band 89 is centred near 3.9 kHz); the ones above hold only the floor.
@@ -110,13 +83,81 @@ class StatsReasonNet(nn.Module):
         return self.head((self.statistics(log_mel) - self.centre) / self.spread)
 
 
-class CryModel(nn.Module):
-    """What is exported: one graph, two outputs (cry logit, reason logits) from one log-mel batch."""
+class SoundEmbeddingNet(nn.Module):
+    """aiSFX's embedding CNN (frozen, in its checkpoint's layout): four double 3x3 conv blocks, 64-512 wide.
 
-    def __init__(self, detector: nn.Module, reasons: nn.Module) -> None:
+    Input (blocks, BLOCK_FRAMES, SOUND_N_MELS); output (blocks, 512): mean over frequency, max over time.
+    """
+
+    def __init__(self, width: int = 64) -> None:
         super().__init__()
-        self.detector = detector
+        channels = [1, width, 2 * width, 4 * width, 8 * width]
+        for index in range(4):
+            self.add_module(f"conv_block{index + 1}", _DoubleConv(channels[index], channels[index + 1]))
+
+    def forward(self, blocks: torch.Tensor) -> torch.Tensor:
+        hidden = blocks.unsqueeze(1)
+        for index in range(4):
+            hidden = getattr(self, f"conv_block{index + 1}")(hidden)
+            if index < 3:
+                hidden = nn.functional.max_pool2d(hidden, 2)
+        return hidden.mean(dim=3).amax(dim=2)
+
+
+class _DoubleConv(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+
+
+def load_sound_embedding() -> SoundEmbeddingNet:
+    """The pretrained weights, from the aisfx wheel (requirements/train.txt; imported without running it)."""
+    spec = importlib.util.find_spec("aisfx")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the aisfx package is missing: run make setup")
+    checkpoint = Path(spec.submodule_search_locations[0]) / "models" / "checkpoint.pth"
+    # A pickled (state_dict, dataset table) pair from a trusted wheel, hence weights_only=False.
+    state, _datasets = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    prefix = "embedding_net."
+    net = SoundEmbeddingNet()
+    net.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+    return net.eval().requires_grad_(False)
+
+
+def clip_embedding(block_embeddings: torch.Tensor) -> torch.Tensor:
+    """(blocks, 512) -> (1024,): the mean and the maximum over the recording's blocks."""
+    return torch.cat([block_embeddings.mean(dim=0), block_embeddings.amax(dim=0)])
+
+
+class SoundGate(nn.Module):
+    """Cry or not: a linear head (standardisation folded in by sound_gate.py) on the clip embedding."""
+
+    def __init__(self, embedding: SoundEmbeddingNet, weights: torch.Tensor, bias: float) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.head = nn.Linear(len(weights), 1)
+        with torch.no_grad():
+            self.head.weight.copy_(weights[None, :])
+            self.head.bias.fill_(bias)
+
+    def forward(self, sound_blocks: torch.Tensor) -> torch.Tensor:
+        """(blocks, frames, mels) of ONE recording -> (1,) cry logit."""
+        return self.head(clip_embedding(self.embedding(sound_blocks)))
+
+
+class CryModel(nn.Module):
+    """What is exported: one graph, two inputs: the recording's gate blocks and its log-mel windows."""
+
+    def __init__(self, gate: SoundGate, reasons: nn.Module) -> None:
+        super().__init__()
+        self.gate = gate
         self.reasons = reasons
 
-    def forward(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.detector(log_mel)[:, 0], self.reasons(log_mel)
+    def forward(self, log_mel: torch.Tensor, sound_blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.gate(sound_blocks), self.reasons(log_mel)

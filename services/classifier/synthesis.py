@@ -127,36 +127,42 @@ def _tonal_negatives(rng: np.random.Generator) -> list[Clip]:
                 samples,
             )
         )
-    if shutil.which("fluidsynth") and SOUNDFONT.is_file():
-        for index in range(MUSIC_CLIPS):
-            samples = _music_clip(rng)
-            clips.append(
-                Clip(
-                    f"synth/music/{index:03d}",
-                    "synth-music",
-                    "music",
-                    False,
-                    f"synth-music-{index}",
-                    "synthesised",
-                    samples,
-                )
+    _require_tool("fluidsynth", SOUNDFONT)
+    for index in range(MUSIC_CLIPS):
+        samples = _music_clip(rng)
+        clips.append(
+            Clip(
+                f"synth/music/{index:03d}",
+                "synth-music",
+                "music",
+                False,
+                f"synth-music-{index}",
+                "synthesised",
+                samples,
             )
-    if shutil.which("text2wave") and FESTIVAL_RU_VOICE.is_dir():
-        sayings = _russian_sayings() or list(PROJECT_SENTENCES)
-        for index in range(FESTIVAL_CLIPS):
-            samples = _festival_clip(sayings, rng)
-            clips.append(
-                Clip(
-                    f"synth/festival/{index:03d}",
-                    "synth-festival",
-                    "speech",
-                    False,
-                    f"synth-festival-{index}",
-                    "synthesised",
-                    samples,
-                )
+        )
+    _require_tool("text2wave", FESTIVAL_RU_VOICE)
+    sayings = _russian_sayings() or list(PROJECT_SENTENCES)
+    for index in range(FESTIVAL_CLIPS):
+        samples = _festival_clip(sayings, rng)
+        clips.append(
+            Clip(
+                f"synth/festival/{index:03d}",
+                "synth-festival",
+                "speech",
+                False,
+                f"synth-festival-{index}",
+                "synthesised",
+                samples,
             )
+        )
     return clips
+
+
+def _require_tool(program: str, data: Path) -> None:
+    """Training must not silently lose a kind of negative because a Debian package is missing."""
+    if not shutil.which(program) or not data.exists():
+        raise RuntimeError(f"{program} or {data} is missing: run `make setup` (Debian packages)")
 
 
 def _russian_sayings() -> list[str]:

@@ -1,8 +1,9 @@
 """`python -m services.classifier train`: cross-validate, calibrate, fit on everything, export ONNX.
 
-1. cry detector (CryNet, 1 output) on every trainable clip: cries vs ESC-10 negatives + synthesised
-   speech and noise; out-of-fold cry probabilities pick the cry threshold;
-2. reason model (StatsReasonNet, softmax) on Donate-a-Cry clips with a canonical reason, class-balanced;
+1. cry gate (sound_gate.py: a linear head on the frozen aiSFX embedding) on every trainable clip: cries vs
+   ESC-10 recordings + synthesised speech, noise, calls and music; out-of-fold cry probabilities pick the
+   cry threshold;
+2. reason model (StatsReasonNet, softmax) on Donate-a-Cry clips with a canonical reason;
    out-of-fold probabilities give the temperature and the not-sure threshold;
 3. both refitted on all trainable clips and exported as one ONNX graph with the thresholds in metadata.
 Out-of-fold results are kept in the cache so that `evaluate` reports exactly what training measured.
@@ -23,8 +24,15 @@ from torch import nn
 from services.classifier import calibration
 from services.classifier.dataset import Clip, load_corpus
 from services.classifier.export import export_model
-from services.classifier.nets import CryModel, CryNet, StatsReasonNet
+from services.classifier.nets import CryModel, SoundGate, StatsReasonNet, load_sound_embedding
 from services.classifier.settings import ClassifierSettings
+from services.classifier.sound_gate import (
+    GateCrossValidation,
+    clip_embeddings,
+    cross_validate_gate,
+    fit_head,
+    gate_clips,
+)
 from services.classifier.training import (
     FitConfig,
     augmented_features,
@@ -37,7 +45,6 @@ from services.classifier.training import (
 # `scared` (15 unvetted clips) stays out: see MODEL_CARD.md for the cross-validated evidence. `lonely` is
 # not a canonical reason and `cold_hot` folds into `discomfort` (dataset.py).
 REASON_LABELS = ["hungry", "tired", "discomfort", "belly_pain", "burping"]
-DETECTOR_CONFIG = FitConfig(epochs=8, views_per_clip=2)
 # Plain cross-entropy: class weighting was measured to lower macro-F1 and accuracy here (MODEL_CARD.md).
 REASON_CONFIG = FitConfig(epochs=10, views_per_clip=2, balance_classes=False)
 REASON_ARCHITECTURE = StatsReasonNet
@@ -53,7 +60,7 @@ class Task:
     n_outputs: int
     strata: np.ndarray
     config: FitConfig
-    architecture: type[nn.Module] = CryNet
+    architecture: type[nn.Module] = StatsReasonNet
 
     def make_net(self) -> nn.Module:
         return self.architecture(self.n_outputs)
@@ -63,13 +70,6 @@ class Task:
         parts = [self.name, self.architecture.__name__, repr(self.config), str(seed)]
         parts += [c.path for c in self.clips] + [",".join(map(str, self.targets))]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
-
-
-def detector_task(corpus: list[Clip]) -> Task:
-    clips = [c for c in corpus if c.trainable]
-    targets = np.array([int(c.is_cry) for c in clips])
-    strata = np.array([f"{c.is_cry}-{c.source}" for c in clips])
-    return Task("detector", clips, targets, 1, strata, DETECTOR_CONFIG)
 
 
 def reason_task(corpus: list[Clip], labels: list[str]) -> Task:
@@ -117,23 +117,38 @@ def fit_final(task: Task, settings: ClassifierSettings) -> nn.Module:
     return fit(task.make_net, features, task.targets[owners], task.n_outputs, task.config, settings.seed)
 
 
+def gate_cross_validation(
+    corpus: list[Clip],
+    settings: ClassifierSettings,
+    log: Callable[[str], None] = print,
+    balanced: bool = True,
+) -> tuple[list[Clip], GateCrossValidation, np.ndarray]:
+    """The gate's clips, its out-of-fold results, and all its training embeddings (for the final fit)."""
+    net = load_sound_embedding()
+    clips = gate_clips(corpus)
+    evaluation_only = [c for c in corpus if not c.trainable]
+    embeddings = clip_embeddings(clips, net, settings, log)
+    extra = clip_embeddings(evaluation_only, net, settings, log)
+    return clips, cross_validate_gate(clips, embeddings, extra, settings.seed, balanced), embeddings
+
+
+def choose_cry_threshold(clips: list[Clip], result: GateCrossValidation) -> float:
+    cries_by_source = {
+        "donateacry": result.probabilities[[c.is_cry and c.is_donateacry for c in clips]],
+        "other": result.probabilities[[c.is_cry and not c.is_donateacry for c in clips]],
+    }
+    return calibration.choose_cry_threshold(cries_by_source)
+
+
 def train(settings: ClassifierSettings, log: Callable[[str], None] = print) -> str:
     """The whole training run; returns the exported model version."""
     started = time.monotonic()
     torch.set_num_threads(settings.training_threads)
     corpus = load_corpus(settings.data_dir, settings.cache_dir, settings.seed)
-    evaluation_only = [c for c in corpus if not c.trainable]
-    detector, reasons = detector_task(corpus), reason_task(corpus, REASON_LABELS)
+    reasons = reason_task(corpus, REASON_LABELS)
 
-    detector_oof = cross_validate(detector, settings, evaluation_only, log)
-    cry_probability = calibration.clip_cry_probability(
-        detector_oof["window_logits"], detector_oof["owner"], len(detector.clips)
-    )
-    cries_by_source = {
-        "donateacry": cry_probability[[c.is_cry and c.is_donateacry for c in detector.clips]],
-        "other": cry_probability[[c.is_cry and not c.is_donateacry for c in detector.clips]],
-    }
-    cry_threshold = calibration.choose_cry_threshold(cries_by_source)
+    gate_training, gate_result, gate_embeddings = gate_cross_validation(corpus, settings, log)
+    cry_threshold = choose_cry_threshold(gate_training, gate_result)
 
     reason_oof = cross_validate(reasons, settings, log=log)
     temperature = calibration.fit_temperature(
@@ -149,9 +164,11 @@ def train(settings: ClassifierSettings, log: Callable[[str], None] = print) -> s
     )
 
     log("fitting the shipped networks on all trainable clips")
-    model = CryModel(fit_final(detector, settings), fit_final(reasons, settings))
+    head = fit_head(gate_embeddings, gate_training)
+    gate = SoundGate(load_sound_embedding(), torch.from_numpy(head.weights), head.bias)
+    model = CryModel(gate, fit_final(reasons, settings))
     training = {
-        "detector_clips": len(detector.clips),
+        "gate_clips": len(gate_training),
         "reason_clips": len(reasons.clips),
         "seed": settings.seed,
         "training_seconds": round(time.monotonic() - started),

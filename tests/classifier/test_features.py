@@ -3,8 +3,9 @@
 import librosa
 import numpy as np
 import pytest
+import soxr
 
-from services.classifier import features
+from services.classifier import features, sound_features
 from tests.audio_files import tone
 
 
@@ -63,3 +64,41 @@ def test_band_limit_removes_everything_above_4_khz() -> None:
     spectrum = np.abs(np.fft.rfft(back[4000:40000]))
     frequencies = np.fft.rfftfreq(36000, 1 / features.SAMPLE_RATE)
     assert spectrum[frequencies > 4100].max() < 0.01 * spectrum.max()
+
+
+def test_sound_filterbank_matches_librosa() -> None:
+    reference = librosa.filters.mel(
+        sr=sound_features.SOUND_SAMPLE_RATE,
+        n_fft=features.N_FFT,
+        n_mels=sound_features.SOUND_N_MELS,
+        fmin=0.0,
+        fmax=sound_features.SOUND_SAMPLE_RATE / 2,
+        htk=True,
+        norm=1.0,
+    )
+    np.testing.assert_allclose(sound_features.sound_mel_filterbank(), reference, atol=1e-6)
+
+
+def test_sound_spectrogram_matches_librosa() -> None:
+    phone = np.random.default_rng(2).standard_normal(6 * features.PHONE_SAMPLE_RATE).astype(np.float32) * 0.1
+    upsampled = soxr.resample(
+        phone, features.PHONE_SAMPLE_RATE, sound_features.SOUND_SAMPLE_RATE, quality="HQ"
+    )
+    upsampled = upsampled / np.abs(upsampled).max()
+    power = (
+        np.abs(librosa.stft(upsampled, n_fft=features.N_FFT, hop_length=sound_features.SOUND_HOP_LENGTH)) ** 2
+    )
+    mel = librosa.feature.melspectrogram(
+        S=power, sr=sound_features.SOUND_SAMPLE_RATE, n_mels=sound_features.SOUND_N_MELS, htk=True, norm=1.0
+    )
+    reference = (np.log10(mel * sound_features.SOUND_LOG_GAIN + 1) / sound_features.SOUND_LOG_MAXIMUM).T
+    np.testing.assert_allclose(sound_features.sound_spectrogram(phone), reference, atol=1e-4)
+
+
+def test_sound_blocks_cover_long_recordings_within_the_cap() -> None:
+    one_second = np.ones(features.PHONE_SAMPLE_RATE, dtype=np.float32)
+    assert sound_features.sound_blocks(one_second).shape == (1, 100, 96)  # zero-padded to one block
+    minute = np.random.default_rng(3).standard_normal(60 * features.PHONE_SAMPLE_RATE).astype(np.float32)
+    starts = sound_features.block_starts(len(sound_features.sound_spectrogram(minute)))
+    assert len(starts) == sound_features.MAX_BLOCKS and starts[0] == 0
+    assert starts[-1] + sound_features.BLOCK_FRAMES > 0.95 * 60 * sound_features.SOUND_SAMPLE_RATE / 1024

@@ -11,6 +11,7 @@ from services.classifier import export, inference
 from services.classifier.analysis import CryClassifier
 from services.classifier.features import N_FRAMES, N_MELS, feature_parameters
 from services.classifier.settings import ClassifierSettings
+from services.classifier.sound_features import BLOCK_FRAMES, SOUND_N_MELS, sound_feature_parameters
 from services.classifier.train import REASON_LABELS
 from services.common.settings import REPO_ROOT
 
@@ -25,11 +26,12 @@ def test_metadata_matches_the_code(classifier: CryClassifier) -> None:
     metadata = classifier.metadata
     assert metadata.labels == REASON_LABELS
     assert metadata.features == json.loads(json.dumps(feature_parameters()))
+    assert metadata.sound_features == json.loads(json.dumps(sound_feature_parameters()))
     assert metadata.version.startswith(export.MODEL_FAMILY + "-")
     assert 0 < metadata.cry_threshold < 1
     assert 1 / len(metadata.labels) <= metadata.not_sure_threshold < 1
     assert metadata.temperature > 0
-    assert (inference.INPUT_NAME, inference.OUTPUT_NAMES) == (export.INPUT_NAME, export.OUTPUT_NAMES)
+    assert (inference.INPUT_NAMES, inference.OUTPUT_NAMES) == (export.INPUT_NAMES, export.OUTPUT_NAMES)
     assert (
         "scared" not in metadata.labels
         and "lonely" not in metadata.labels
@@ -37,15 +39,24 @@ def test_metadata_matches_the_code(classifier: CryClassifier) -> None:
     )
 
 
-def test_batched_outputs_have_the_right_shapes() -> None:
+def test_outputs_have_the_right_shapes_and_windows_are_independent() -> None:
     session = inference.CryModelSession(ClassifierSettings().model_path)
-    batch = np.random.default_rng(0).uniform(-80, 0, (3, N_MELS, N_FRAMES)).astype(np.float32)
-    cry_logit, reason_logits = session.run(batch)
-    assert cry_logit.shape == (3,)
+    rng = np.random.default_rng(0)
+    windows = rng.uniform(-80, 0, (3, N_MELS, N_FRAMES)).astype(np.float32)
+    blocks = rng.uniform(0, 1, (4, BLOCK_FRAMES, SOUND_N_MELS)).astype(np.float32)
+    cry_logit, reason_logits = session.run(windows, blocks)
+    assert isinstance(cry_logit, float) and np.isfinite(cry_logit)
     assert reason_logits.shape == (3, len(session.metadata.labels))
-    single_cry, single_reasons = session.run(batch[1:2])
+    single_cry, single_reasons = session.run(windows[1:2], blocks)
     np.testing.assert_allclose(single_reasons[0], reason_logits[1], atol=1e-4)
-    np.testing.assert_allclose(single_cry[0], cry_logit[1], atol=1e-4)
+    assert abs(single_cry - cry_logit) < 1e-4
+    assert abs(session.run(windows, blocks[:1])[0] - cry_logit) > 1e-6  # the gate sees every block
+
+
+def test_large_weights_are_stored_in_half_precision() -> None:
+    graph = onnx.load(str(ClassifierSettings().model_path)).graph
+    large = [t for t in graph.initializer if np.prod(t.dims) >= export.HALF_PRECISION_MIN_ELEMENTS]
+    assert large and all(t.data_type == onnx.TensorProto.FLOAT16 for t in large)
 
 
 def test_runtime_needs_neither_torch_nor_librosa() -> None:
