@@ -40,7 +40,6 @@ from services.gateway.settings import GatewaySettings
 from services.kws.intervals import SkipInterval
 from services.kws.spotter import KeywordSpotter, KwsScan
 from services.kws.streaming import StreamingDetector
-from services.kws.worker import done_result
 from services.store import repository
 
 log = logging.getLogger(__name__)
@@ -239,7 +238,7 @@ class StreamSession:
         result = await self._in_pool(scan.finish, scan)
         track_id = scan.sha256.hexdigest()
         outcome = await self.submitter.submit_stream_result(
-            done_result(track_id, result, received_at), scan.bytes_received, api_key_id
+            result.to_result(track_id, received_at), scan.bytes_received, api_key_id
         )
         answer = result.to_json_dict()
         await self._send(

@@ -12,12 +12,15 @@ the whole-track scan gives, plus tentative scores of the newest frames.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from services.common.audio import AudioLimits, decode_audio
+from services.common.contracts import KwsResult
+from services.common.contracts import SkipInterval as ResultInterval
 from services.common.metrics import stage
 from services.kws.detector import detect
 from services.kws.features import N_MELS, StreamingLogMel, log_mel
@@ -44,6 +47,19 @@ class KwsScan:
             "model_version": self.model_version,
             "threshold": self.threshold,
         }
+
+    def to_result(self, track_id: str, received_at: datetime, voice_id: str | None = None) -> KwsResult:
+        """This scan as the store takes it: the kws worker and the gateway's streams publish it alike."""
+        return KwsResult(
+            track_id=track_id,
+            voice_id=voice_id,
+            status="done",
+            duration_ms=self.duration_ms,
+            intervals=[ResultInterval(**interval.to_json_dict()) for interval in self.intervals],
+            model_version=self.model_version,
+            threshold=self.threshold,
+            received_at=received_at,
+        )
 
 
 class KeywordSpotter:

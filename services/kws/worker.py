@@ -12,22 +12,19 @@ core in ``services.kws.enrollment``. A set that cannot be enrolled is a ``reject
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from services.common.audio import AudioLimits, AudioRejected, decode_audio
 from services.common.contracts import (
     KwsEnrollJob,
     KwsEnrollResult,
     KwsJob,
     KwsResult,
-    SkipInterval,
     scan_key,
 )
 from services.common.enrollment import ClipFacts, EnrollmentLimits, EnrollmentRejected, check_clip_set
 from services.common.topology import KWS_ENROLL_QUEUE, KWS_ENROLL_RESULT_KEY, KWS_RESULT_KEY, KWS_SCAN_QUEUE
 from services.common.worker import JobSpec, WorkerSettings, job_audio, run_worker
 from services.kws.enrollment import EnrollmentClip, GeneralBank, VoiceHead, align_keyword, enroll, load_bank
-from services.kws.spotter import KeywordSpotter, KwsScan
+from services.kws.spotter import KeywordSpotter
 
 
 def scan_job(spotter: KeywordSpotter, job: KwsJob, settings: WorkerSettings) -> KwsResult:
@@ -46,24 +43,7 @@ def scan_job(spotter: KeywordSpotter, job: KwsJob, settings: WorkerSettings) -> 
             error_message=rejected.message,
             received_at=job.received_at,
         )
-    return done_result(job.track_id, scan, job.received_at, voice_id)
-
-
-def done_result(
-    track_id: str, scan: KwsScan, received_at: datetime, voice_id: str | None = None
-) -> KwsResult:
-    """A finished scan as the store takes it; the gateway's streams publish theirs the same way."""
-    answer = scan.to_json_dict()
-    return KwsResult(
-        track_id=track_id,
-        voice_id=voice_id,
-        status="done",
-        duration_ms=answer["duration_ms"],
-        intervals=[SkipInterval(**interval) for interval in answer["intervals"]],
-        model_version=answer["model_version"],
-        threshold=answer["threshold"],
-        received_at=received_at,
-    )
+    return scan.to_result(job.track_id, job.received_at, voice_id)
 
 
 def enrollment_clips(
