@@ -1,7 +1,7 @@
 """The signal half of the quality gate: is there enough clean sound to judge at all? (pure numpy)
 
-The other half, "is it mostly a cry?", is the detector's cry probability against the threshold stored
-in the ONNX metadata (analysis.py). These constants were set from the level, clipping and length
+The other half, "is it mostly a cry?", is the cry gate's probability against the threshold stored in
+the ONNX metadata (analysis.py). These constants were set from the level, clipping and length
 distributions of the training cries (MODEL_CARD.md reports how many real cries each rejects):
 the quietest 1% of vetted Donate-a-Cry cries peak at -45 dBFS and 99% have under 0.5% clipped samples.
 """

@@ -80,7 +80,7 @@ def fit(
     config: FitConfig,
     seed: int,
 ) -> nn.Module:
-    """Train a fresh network; n_classes == 1 means a binary detector (targets 0/1, BCE), else softmax (CE)."""
+    """Train a fresh softmax network with cross-entropy (class-weighted if the config says so)."""
     torch.manual_seed(seed)
     generator = np.random.default_rng(seed)
     net = make_net()
@@ -89,26 +89,19 @@ def fit(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, config.learning_rate, total_steps=config.epochs * steps_per_epoch
     )
-    if n_classes == 1:
-        positive_share = float(np.mean(targets))
-        pos_weight = (
-            torch.tensor((1 - positive_share) / max(positive_share, 1e-6)) if config.balance_classes else None
-        )
-        loss_function: nn.Module = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    else:
-        weights = class_weights(targets, n_classes) if config.balance_classes else None
-        loss_function = nn.CrossEntropyLoss(weight=weights)
+    weights = class_weights(targets, n_classes) if config.balance_classes else None
+    loss_function = nn.CrossEntropyLoss(weight=weights)
     inputs = torch.from_numpy(features)
     if hasattr(net, "fit_normalisation"):
         net.fit_normalisation(inputs)
-    labels = torch.from_numpy(targets.astype(np.float32 if n_classes == 1 else np.int64))
+    labels = torch.from_numpy(targets.astype(np.int64))
     net.train()
     for _ in range(config.epochs):
         order = torch.from_numpy(generator.permutation(len(features)))
         for step in range(steps_per_epoch):
             batch = order[step * config.batch_size : (step + 1) * config.batch_size]
             logits = net(inputs[batch])
-            loss = loss_function(logits[:, 0] if n_classes == 1 else logits, labels[batch])
+            loss = loss_function(logits, labels[batch])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
