@@ -44,6 +44,18 @@ def evaluate(_: argparse.Namespace, settings: ClassifierSettings) -> int:
     return 0
 
 
+def age_prior(_: argparse.Namespace, settings: ClassifierSettings) -> int:
+    from services.classifier.age_prior import write_age_prior
+    from services.classifier.train import REASON_LABELS
+    from services.common.evidence import AGE_PRIOR_FILE, load_evidence_config
+
+    counts = write_age_prior(settings.data_dir, REASON_LABELS, load_evidence_config())["counts"]
+    for band, by_reason in counts.items():
+        print(f"{band:>8}: " + ", ".join(f"{label} {n}" for label, n in by_reason.items()))
+    print(f"wrote {AGE_PRIOR_FILE}")
+    return 0
+
+
 def run(_: argparse.Namespace, __: ClassifierSettings) -> int:
     from services.classifier.worker import main as run_worker
 
@@ -67,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "evaluate", help="cross-validate baselines and the shipped model; writes MODEL_CARD.md"
     ).set_defaults(handler=evaluate)
+    commands.add_parser(
+        "age-prior", help="count reasons per age band in the corpus; writes services/common/age_prior.json"
+    ).set_defaults(handler=age_prior)
     return parser
 
 

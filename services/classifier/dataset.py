@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ TRAINABLE_LICENCES = frozenset({"ODbL-1.0/DbCL-1.0", "CC-BY-3.0", "synthesised"}
 # cold_hot folds into discomfort; lonely is not a canonical reason and stays out of the reason model.
 REASON_ALIASES = {"cold_hot": "discomfort"}
 NOT_A_REASON = frozenset({"lonely"})
+AGE_CODE = re.compile(r"-[mf]-(\d\d)-[a-z]{2}\.")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,12 @@ class Clip:
         return REASON_ALIASES.get(self.label, self.label)
 
     @property
+    def age_code(self) -> str | None:
+        """Donate-a-Cry's age tag, the two digits before the reason tag in the file name (``-m-48-bp``)."""
+        match = AGE_CODE.search(Path(self.path).name) if self.is_donateacry else None
+        return match.group(1) if match else None
+
+    @property
     def platform(self) -> str:
         """Donate-a-Cry upload platform: upper-case uuids are iOS, lower-case Android (data README)."""
         if not self.is_donateacry:
@@ -84,8 +92,9 @@ def load_corpus(data_dir: Path, cache_dir: Path, seed: int) -> list[Clip]:
     return clips
 
 
-def load_manifest_clips(data_dir: Path) -> list[Clip]:
-    """Every clip of the shared manifest, decoded through the same path as uploads."""
+def load_manifest_clips(data_dir: Path, decode: bool = True) -> list[Clip]:
+    """Every clip of the shared manifest, decoded through the same path as uploads (or with no samples, for
+    what needs only the manifest's facts)."""
     with (data_dir / "manifest.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     return [
@@ -96,7 +105,9 @@ def load_manifest_clips(data_dir: Path) -> list[Clip]:
             is_cry=row["is_cry"] == "1",
             group=row["group"],
             licence=row["licence"],
-            samples=decode_audio((data_dir / row["path"]).read_bytes(), PHONE_SAMPLE_RATE).samples,
+            samples=decode_audio((data_dir / row["path"]).read_bytes(), PHONE_SAMPLE_RATE).samples
+            if decode
+            else np.zeros(0, np.float32),
         )
         for row in rows
     ]
