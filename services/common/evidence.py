@@ -44,11 +44,18 @@ class ContextRule:
     question: str
     kind: str
     source: str
-    ratios: Mapping[str, Mapping[str, float]]
+    ratios: Mapping[str, Mapping[str, float]]  # answer -> reason -> ratio
+    by_age: Mapping[str, Mapping[str, Mapping[str, float]]] = field(
+        default_factory=dict
+    )  # band -> answer -> ...
 
     @property
     def answers(self) -> tuple[str, ...]:
         return tuple(self.ratios)
+
+    def ratios_for(self, answer: str, age_band: str | None) -> Mapping[str, float]:
+        """An answer's ratios: the age band's own where the rule has them (awake time weighs by age)."""
+        return self.by_age.get(age_band or "", {}).get(answer, self.ratios[answer])
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,7 @@ def load_evidence_config(
     raw = tomllib.loads(config_path.read_text())
     prior = json.loads(prior_path.read_text())
     rules = {
-        question: ContextRule(question, rule["kind"], rule["source"], rule["answers"])
+        question: ContextRule(question, rule["kind"], rule["source"], rule["answers"], rule.get("by_age", {}))
         for question, rule in raw["context"].items()
     }
     age_prior = AgePrior(tuple(prior["labels"]), prior["counts"], float(raw["age_prior"]["pseudo_count"]))
@@ -143,7 +150,7 @@ def combine_evidence(
     band_prior = config.age_prior.for_band(age_band)
     age_ratio = {label: band_prior[label] / training_prior[label] for label in labels}
     context_ratios = {
-        question: context_ratio(config.rules, question, answer, labels)
+        question: context_ratio(config.rules, question, answer, age_band, labels)
         for question, answer in context.items()
     }
     unnormalised = {
@@ -165,14 +172,18 @@ def combine_evidence(
 
 
 def context_ratio(
-    rules: Mapping[str, ContextRule], question: str, answer: str, labels: tuple[str, ...]
+    rules: Mapping[str, ContextRule],
+    question: str,
+    answer: str,
+    age_band: str | None,
+    labels: tuple[str, ...],
 ) -> dict[str, float]:
     if question not in rules:
         raise ValueError(f"unknown context question {question!r}; known: {', '.join(rules)}")
     rule = rules[question]
     if answer not in rule.ratios:
         raise ValueError(f"unknown answer {answer!r} to {question!r}; known: {', '.join(rule.answers)}")
-    ratios = rule.ratios[answer]
+    ratios = rule.ratios_for(answer, age_band)
     return {label: float(ratios.get(label, 1.0)) for label in labels}
 
 

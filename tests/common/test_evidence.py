@@ -28,7 +28,9 @@ RULES = {
     "since_feed": ContextRule(
         "since_feed", "rule of thumb", "docs", {"over_3h": {"hungry": 3.0}, "under_1h": {}}
     ),
-    "awake": ContextRule("awake", "rule of thumb", "docs", {"over_2h": {"tired": 2.0}}),
+    "awake": ContextRule(
+        "awake", "rule of thumb", "docs", {"over_2h": {"tired": 2.0}}, {"old": {"over_2h": {"tired": 1.0}}}
+    ),
 }
 CONFIG = EvidenceConfig(1.5, {"young": "04", "old": "26"}, RULES, PRIOR)
 
@@ -47,6 +49,13 @@ def test_hand_computed_age_and_context() -> None:
     assert strongest_shift(evidence.context_factors["awake"])[0] == "tired"
     assert strongest_shift(evidence.age_factor)[0] == "hungry"
     assert strongest_shift(evidence.audio_factor)[0] == "tired"
+
+
+def test_an_age_band_of_its_own_overrides_the_answer_ratios() -> None:
+    # Band "old" has its own over_2h ratios (none): the answer no longer moves tired; the prior is the band's.
+    assert combine_evidence(None, "old", {"awake": "over_2h"}, CONFIG).probabilities == pytest.approx(
+        {"hungry": 0.65, "tired": 0.35}
+    )
 
 
 def test_no_audio_gives_the_age_prior_times_the_context() -> None:
@@ -87,6 +96,7 @@ def test_shipped_config_sums_to_one_for_every_combination_of_answers() -> None:
     for band in [None, *config.age_bands]:
         for question, rule in config.rules.items():
             for answer in rule.answers:
+                assert all(set(answers) <= set(rule.answers) for answers in rule.by_age.values())
                 evidence = combine_evidence(audio, band, {question: answer}, config)
                 assert math.isclose(sum(evidence.probabilities.values()), 1.0)
                 assert all(p > 0 for p in evidence.probabilities.values())
