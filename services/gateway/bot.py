@@ -3,9 +3,10 @@
 Handlers stay thin: they read what Telegram declares about a recording and hand it to ``JobSubmitter``
 (fair use, claim of the (chat_id, message_id) key, size and duration checks, "Слушаю…", download, probe,
 publish), then say the outcome in the parent's language. Results come back later through ``ReplySender``,
-which edits "Слушаю…" into the answer. A chat is the user: ``/my_data`` and ``/delete_my_data`` work on
-everything the store holds for the chat the command came from, and a button tap only ever touches the chat
-it was tapped in.
+which edits "Слушаю…" into the answer. A context tap under an answer (time since the last feed, nappy...) is
+stored and the answer is edited in place, re-rendered from the stored state (``answers.load_answer``). A chat
+is the user: ``/my_data`` and ``/delete_my_data`` work on everything the store holds for the chat the command
+came from, and a button tap only ever touches the chat it was tapped in.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aiogram.types import (
     Audio,
     CallbackQuery,
     Document,
+    InlineKeyboardMarkup,
     Message,
     ReplyParameters,
     User,
@@ -32,11 +34,16 @@ from aiogram.types import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.contracts import Language
+from services.common.evidence import load_evidence_config
 from services.gateway import replies
 from services.gateway.admission import cry_request_id
+from services.gateway.answers import AGE_INVITE_NOTICE, load_answer
 from services.gateway.backlog import BacklogMeter
 from services.gateway.jobs import Admission, FairUse, JobSubmitter, Recording
 from services.gateway.keyboards import (
+    NO_AGE,
+    AgeCallback,
+    ContextCallback,
     FeedbackCallback,
     SettingsCallback,
     answer_keyboard,
@@ -50,6 +57,8 @@ log = logging.getLogger(__name__)
 
 Media = Voice | Audio | Document | VideoNote
 Sessions = async_sessionmaker[AsyncSession]
+# Telegram refuses an edit that changes nothing with this description; a double tap does that.
+NOT_MODIFIED = "message is not modified"
 
 
 def build_bot(settings: GatewaySettings) -> Bot:
@@ -81,7 +90,9 @@ def build_router() -> Router:
     router.message.register(on_recording, F.voice | F.audio | F.document | F.video_note)
     router.message.register(on_anything_else)
     router.callback_query.register(on_feedback, FeedbackCallback.filter())
+    router.callback_query.register(on_context_tap, ContextCallback.filter())
     router.callback_query.register(on_settings_tap, SettingsCallback.filter())
+    router.callback_query.register(on_age_tap, AgeCallback.filter())
     return router
 
 
@@ -220,7 +231,11 @@ async def on_anything_else(message: Message, settings: GatewaySettings, sessions
 
 
 async def on_feedback(query: CallbackQuery, callback_data: FeedbackCallback, sessions: Sessions) -> None:
-    """«угадал» / «не угадал» / «что было на самом деле?»: stored per request, the last answer wins."""
+    """«угадал» / «не угадал» / «что было на самом деле?»: stored per request, the last answer wins.
+
+    «угадал» confirms the reason the answer shows now (the combined top reason); the row keeps what the answer
+    showed and the age band and context answers it was combined from.
+    """
     language = language_of(query.from_user)
     words = replies.FEEDBACK_THANKS[language]
     if not isinstance(query.message, Message):
@@ -229,35 +244,37 @@ async def on_feedback(query: CallbackQuery, callback_data: FeedbackCallback, ses
     chat_id = query.message.chat.id
     request_id = cry_request_id(chat_id, callback_data.message_id)
     async with sessions() as session:
-        prediction = await repository.prediction_of(session, request_id)
-        if prediction is None:
+        answer = await load_answer(session, request_id)
+        if answer is None:
             await query.answer(words["gone"])
             return
         if callback_data.choice == "ask":
-            labels = sorted(prediction.probabilities, key=prediction.probabilities.__getitem__, reverse=True)
+            labels = answer.ranked_labels()
             await edit_keyboard(query.message, reasons_keyboard(callback_data.message_id, labels, language))
             await query.answer(words["choose"])
             return
-        verdict, reported = feedback_verdict(callback_data, prediction.label, list(prediction.probabilities))
+        verdict, reported = feedback_verdict(callback_data, answer.shown_label(), answer.ranked_labels())
         if verdict is None:
             await query.answer()
             return
-        await repository.record_feedback(session, request_id, chat_id, verdict, reported)
+        await repository.record_feedback(session, request_id, chat_id, verdict, reported, answer.snapshot())
     named = reported if callback_data.choice == "label" else None
-    await edit_keyboard(query.message, answer_keyboard(callback_data.message_id, language, verdict, named))
+    context = answer.told.context if replies.evidence_applies(answer.result) else None
+    keyboard = answer_keyboard(callback_data.message_id, language, verdict, named, context)
+    await edit_keyboard(query.message, keyboard)
     await query.answer(words["saved"])
 
 
 def feedback_verdict(
-    tap: FeedbackCallback, predicted: str | None, labels: list[str]
+    tap: FeedbackCallback, shown: str | None, labels: list[str]
 ) -> tuple[str | None, str | None]:
-    """(verdict, reported reason) of a tap; naming the predicted reason is right. (None, None): bogus."""
+    """(verdict, reported reason) of a tap; naming the reason shown is right. (None, None): bogus."""
     if tap.choice == "right":
-        return "right", predicted
+        return "right", shown
     if tap.choice == "wrong":
         return "wrong", None
     if tap.choice == "label" and tap.label in labels:
-        return ("right" if tap.label == predicted else "wrong"), tap.label
+        return ("right" if tap.label == shown else "wrong"), tap.label
     return None, None
 
 
@@ -267,6 +284,40 @@ async def edit_keyboard(message: Message, keyboard) -> None:
         await message.edit_reply_markup(reply_markup=keyboard)
 
 
+# --- context taps ---------------------------------------------------------------------------------------
+
+
+async def on_context_tap(query: CallbackQuery, callback_data: ContextCallback, sessions: Sessions) -> None:
+    """Store one context answer (the last per question wins) and edit the answer in place with it."""
+    language = language_of(query.from_user)
+    words = replies.CONTEXT_THANKS[language]
+    rule = load_evidence_config().rules.get(callback_data.question)
+    if not isinstance(query.message, Message) or rule is None or callback_data.answer not in rule.answers:
+        await query.answer()
+        return
+    chat_id = query.message.chat.id
+    request_id = cry_request_id(chat_id, callback_data.message_id)
+    async with sessions() as session:
+        await repository.record_context_answer(
+            session, request_id, chat_id, callback_data.question, callback_data.answer
+        )
+        answer = await load_answer(session, request_id)
+    if answer is None or not replies.asks_for_feedback(answer.result):
+        await query.answer(words["gone"])
+        return
+    await edit_in_place(query.message, answer.text(), answer.keyboard())
+    await query.answer(words["saved"])
+
+
+async def edit_in_place(message: Message, text: str, keyboard: InlineKeyboardMarkup) -> None:
+    """Edit the bot's message; an edit that changes nothing (a double tap) is not an error."""
+    try:
+        await message.edit_text(text, reply_markup=keyboard)
+    except TelegramBadRequest as error:
+        if NOT_MODIFIED not in str(error):
+            raise
+
+
 # --- settings and the user's data -------------------------------------------------------------------------
 
 
@@ -274,9 +325,10 @@ async def on_settings(message: Message, settings: GatewaySettings, sessions: Ses
     language = user_language(message)
     async with sessions() as session:
         donates = await repository.donates_audio(session, message.chat.id)
+        age_band = await repository.age_band_of(session, message.chat.id)
     await message.answer(
-        replies.render_settings(language, donates, settings.donation_retention_days),
-        reply_markup=settings_keyboard(donates, language),
+        replies.render_settings(language, donates, settings.donation_retention_days, age_band),
+        reply_markup=settings_keyboard(donates, language, age_band),
     )
 
 
@@ -290,15 +342,45 @@ async def on_settings_tap(
         return
     async with sessions() as session:
         deleted = await repository.set_donation(session, query.message.chat.id, callback_data.donate)
+        age_band = await repository.age_band_of(session, query.message.chat.id)
     words = replies.SETTINGS_WORDS[language]
     with contextlib.suppress(TelegramBadRequest):
         await query.message.edit_text(
-            replies.render_settings(language, callback_data.donate, settings.donation_retention_days),
-            reply_markup=settings_keyboard(callback_data.donate, language),
+            replies.render_settings(
+                language, callback_data.donate, settings.donation_retention_days, age_band
+            ),
+            reply_markup=settings_keyboard(callback_data.donate, language, age_band),
         )
     confirmation = words["turned_on"] if callback_data.donate else words["turned_off"].format(deleted=deleted)
     await query.answer()
     await query.message.answer(confirmation)
+
+
+async def on_age_tap(
+    query: CallbackQuery, callback_data: AgeCallback, settings: GatewaySettings, sessions: Sessions
+) -> None:
+    """Set the baby's age band or delete it; either way the answers stop inviting the parent to give it."""
+    language = language_of(query.from_user)
+    band = None if callback_data.band == NO_AGE else callback_data.band
+    if not isinstance(query.message, Message) or (
+        band is not None and band not in load_evidence_config().age_bands
+    ):
+        await query.answer()
+        return
+    chat_id = query.message.chat.id
+    async with sessions() as session:
+        await repository.set_age_band(session, chat_id, band)
+        await repository.claim_first_notice(session, chat_id, AGE_INVITE_NOTICE)
+        donates = await repository.donates_audio(session, chat_id)
+    await edit_in_place(
+        query.message,
+        replies.render_settings(language, donates, settings.donation_retention_days, band),
+        settings_keyboard(donates, language, band),
+    )
+    words = replies.AGE_SETTINGS[language]
+    await query.answer(
+        words["removed"] if band is None else words["saved"].format(age=replies.age_name(band, language))
+    )
 
 
 async def on_my_data(message: Message, settings: GatewaySettings, sessions: Sessions) -> None:

@@ -1,20 +1,26 @@
 """Everything the bot says to a parent, in Russian or English. Pure: no I/O, no aiogram.
 
-A reply is rendered from the stored result (``CryResult``): its status picks the message, its probabilities
-give the top reasons (as text bars), and every answer about a recording ends with the disclaimer that it is
-not a diagnosis. Each status that is not an answer says concretely how to record again. Label and reason ids
-come from the model; an id this module has no words for is shown as it is, so a new label in the model never
-breaks a reply (and a label the model does not have, like ``scared`` today, is never shown).
+A reply is rendered from the stored result (``CryResult``): its status picks the message, and every answer
+about a recording ends with the disclaimer that it is not a diagnosis. An answer that names reasons (``ok``,
+``not_sure``) combines the sound with what the parent told us (``AnswerContext``: the baby's age band, the
+context taps) through ``services.common.evidence.combine_evidence``; its headline and bars show the combined
+probabilities, and its "why" lines keep each source apart, saying plainly when the sound of this recording
+did not tell the reasons apart. Each status that is not an answer says concretely how to record again. Label
+and reason ids come from the model; an id this module has no words for is shown as it is, so a new label in
+the model never breaks a reply (and a label the model does not have, like ``scared`` today, is never shown).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from services.common.audio import AudioErrorCode, AudioLimits
 from services.common.contracts import CryResult, Language
+from services.common.evidence import ReasonEvidence, combine_evidence, load_evidence_config, strongest_shift
 from services.common.topology import DEAD_LETTER_RETENTION_MS
 
 if TYPE_CHECKING:
@@ -23,6 +29,9 @@ if TYPE_CHECKING:
 TOP_REASONS = 3
 NOT_SURE_REASONS = 2
 BAR_CELLS = 10
+# A source whose strongest shift (its factor for one reason over the reasons' average) is smaller than this
+# is left out of the "why" lines: it barely moved the answer, and naming it would overstate it.
+NOTABLE_SHIFT = 1.2
 
 DISCLAIMER: dict[Language, str] = {
     "ru": "⚠️ Это не диагноз. Если плач необычный, не стихает или у малыша температура, обратитесь к врачу.",
@@ -46,6 +55,140 @@ LABEL_NAMES: dict[Language, dict[str, str]] = {
         "belly_pain": "tummy ache / colic",
         "burping": "needs to burp",
         "scared": "fright",
+    },
+}
+
+# Short names, for the "why" lines («по звуку: похоже на усталость»).
+SHORT_LABEL_NAMES: dict[Language, dict[str, str]] = {
+    "ru": {
+        "hungry": "голод",
+        "tired": "усталость",
+        "discomfort": "дискомфорт",
+        "belly_pain": "боль в животике",
+        "burping": "срыгивание",
+        "scared": "испуг",
+    },
+    "en": {
+        "hungry": "hunger",
+        "tired": "tiredness",
+        "discomfort": "discomfort",
+        "belly_pain": "tummy ache",
+        "burping": "needing to burp",
+        "scared": "fright",
+    },
+}
+
+# The baby's age bands (ids from services/common/reason_evidence.toml).
+AGE_BAND_NAMES: dict[Language, dict[str, str]] = {
+    "ru": {
+        "0-4w": "0–4 недели",
+        "4-8w": "4–8 недель",
+        "2-6m": "2–6 месяцев",
+        "7m-2y": "7 месяцев – 2 года",
+        "over-2y": "старше 2 лет",
+    },
+    "en": {
+        "0-4w": "0–4 weeks",
+        "4-8w": "4–8 weeks",
+        "2-6m": "2–6 months",
+        "7m-2y": "7 months – 2 years",
+        "over-2y": "over 2 years",
+    },
+}
+
+# The context taps under an answer, per question and answer id of services/common/reason_evidence.toml.
+CONTEXT_BUTTONS: dict[Language, dict[str, dict[str, str]]] = {
+    "ru": {
+        "since_feed": {"under_1h": "🍼 <1 ч", "1_2h": "🍼 1–2 ч", "2_3h": "🍼 2–3 ч", "over_3h": "🍼 >3 ч"},
+        "nappy": {"checked": "🧷 подгузник проверен", "not_checked": "🧷 не проверяли"},
+        "just_fed": {"yes": "🤱 только что поел"},
+        "awake": {"was_sleeping": "😴 спал", "under_1h": "👀 <1 ч", "1_2h": "👀 1–2 ч", "over_2h": "👀 >2 ч"},
+    },
+    "en": {
+        "since_feed": {"under_1h": "🍼 <1 h", "1_2h": "🍼 1–2 h", "2_3h": "🍼 2–3 h", "over_3h": "🍼 >3 h"},
+        "nappy": {"checked": "🧷 nappy checked", "not_checked": "🧷 not checked"},
+        "just_fed": {"yes": "🤱 just fed"},
+        "awake": {
+            "was_sleeping": "😴 was asleep",
+            "under_1h": "👀 <1 h",
+            "1_2h": "👀 1–2 h",
+            "over_2h": "👀 >2 h",
+        },
+    },
+}
+
+# How a "why" line names the source of a context answer.
+CONTEXT_SOURCES: dict[Language, dict[str, str]] = {
+    "ru": {
+        "since_feed": "по времени с последнего кормления",
+        "nappy": "по подгузнику",
+        "just_fed": "раз малыш только что поел",
+        "awake": "по времени без сна",
+    },
+    "en": {
+        "since_feed": "by the time since the last feed",
+        "nappy": "by the nappy",
+        "just_fed": "as the baby has just eaten",
+        "awake": "by the time awake",
+    },
+}
+
+# A line for an answer that is a reminder rather than evidence.
+CONTEXT_NOTES: dict[Language, dict[tuple[str, str], str]] = {
+    "ru": {
+        ("nappy", "not_checked"): "подгузник ещё не проверяли: проверьте, это быстро исключит одну причину"
+    },
+    "en": {
+        ("nappy", "not_checked"): "the nappy is not checked yet: checking it quickly rules one reason out"
+    },
+}
+
+WHY: dict[Language, dict[str, str]] = {
+    "ru": {
+        "title": "Почему так:",
+        "audio": "по звуку: похоже на {reason}",
+        "audio_at_chance": "по звуку: эта запись не помогла различить причины, поэтому ответ опирается "
+        "{rests_on}",
+        "rests_on_age": "на возраст малыша",
+        "rests_on_context": "на ваши ответы кнопками",
+        "rests_on_both": "на возраст малыша и ваши ответы кнопками",
+        "rests_on_nothing": "только на то, как часто малыши вообще плачут по каждой причине",
+        "age": "по возрасту ({band}): {shifts}",
+        "more_common": "чаще {reason}",
+        "less_common": "реже {reason}",
+        "more_likely": "вероятнее {reason}",
+        "less_likely": "реже {reason}",
+        "taps": "Уточните кнопками, если знаете (по желанию), и ответ пересчитается: 🍼 сколько прошло с "
+        "кормления, 🧷 подгузник, 🤱 только что поел, 👀 сколько не спит или 😴 спал.",
+        "invite_age": "Укажите возраст малыша в /settings: с ним ответы точнее (по желанию, спрашиваю "
+        "один раз).",
+    },
+    "en": {
+        "title": "Why:",
+        "audio": "by the sound: like {reason}",
+        "audio_at_chance": "by the sound: this recording did not tell the reasons apart, so the answer rests "
+        "{rests_on}",
+        "rests_on_age": "on the baby's age",
+        "rests_on_context": "on your answers to the buttons",
+        "rests_on_both": "on the baby's age and your answers to the buttons",
+        "rests_on_nothing": "only on how often babies cry for each reason at all",
+        "age": "by age ({band}): {shifts}",
+        "more_common": "{reason} is more common",
+        "less_common": "{reason} is less common",
+        "more_likely": "{reason} is more likely",
+        "less_likely": "{reason} is less likely",
+        "taps": "If you know, tap below (optional) and the answer is worked out again: 🍼 time since the "
+        "last feed, 🧷 nappy, 🤱 just fed, 👀 time awake or 😴 was asleep.",
+        "invite_age": "Tell me the baby's age in /settings to make the answers more accurate (optional; "
+        "I ask only once).",
+    },
+}
+
+CONTEXT_THANKS: dict[Language, dict[str, str]] = {
+    "ru": {"saved": "Учёл, ответ обновлён.", "gone": "Этого ответа больше нет: данные удалены."},
+    "en": {
+        "saved": "Noted, the answer is updated.",
+        "gone": "This answer no longer exists: the data was deleted.",
     },
 }
 
@@ -179,10 +322,11 @@ HEADLINES: dict[Language, dict[str, str]] = {
 START: dict[Language, str] = {
     "ru": "Здравствуйте! Я Earshot. Пришлите голосовое сообщение с плачем малыша (5–30 секунд), "
     "и я подскажу самую вероятную причину и что обычно пробуют родители.\n/help — подробнее, "
-    "/privacy — что происходит с записью, /settings — передача записей для улучшения модели.",
+    "/privacy — что происходит с записью, /settings — возраст малыша и передача записей для улучшения "
+    "модели.",
     "en": "Hello! I am Earshot. Send a voice message of your baby crying (5–30 seconds) and I will tell you "
     "the most likely reason and what parents commonly try.\n/help for more, /privacy for what happens to "
-    "the recording, /settings to donate recordings to improve the model.",
+    "the recording, /settings for the baby's age and to donate recordings to improve the model.",
 }
 
 HELP: dict[Language, str] = {
@@ -193,8 +337,13 @@ HELP: dict[Language, str] = {
     "Я различаю: голод, усталость, дискомфорт, боль в животике / колики, срыгивание. "
     "Испуг пока не распознаю: для него слишком мало проверенных записей. "
     "Если не уверен, так и скажу.\n\n"
+    "Под ответом есть кнопки-уточнения, по одному нажатию и по желанию: сколько прошло с кормления, "
+    "проверен ли подгузник, только что поел, сколько малыш не спит или спал. Ответ пересчитается на месте, "
+    "а строки «Почему так» покажут, что следует из звука, что из возраста и что из ваших ответов. "
+    "Если звук записи не помог различить причины, я так и напишу.\n\n"
     "Не больше {rate_limit} записей за {rate_window} мин.\n"
-    "/settings — передача записей для улучшения модели (выключена, пока вы её не включите)\n"
+    "/settings — возраст малыша (по желанию, можно изменить или удалить) и передача записей для улучшения "
+    "модели (выключена, пока вы её не включите)\n"
     "/my_data — что о вас хранится\n"
     "/delete_my_data — удалить всё о вас",
     "en": "How to use it:\n"
@@ -204,8 +353,13 @@ HELP: dict[Language, str] = {
     "I tell apart: hunger, tiredness, discomfort, tummy ache / colic, needing to burp. "
     "Fright is not supported yet: there are too few checked recordings of it. "
     "When I am not sure, I say so.\n\n"
+    "Under an answer there are optional one-tap buttons: time since the last feed, whether the nappy is "
+    "checked, just fed, how long the baby has been awake or was asleep. The answer is worked out again in "
+    'place, and its "Why" lines show what comes from the sound, what from the age and what from your '
+    "answers. When the sound of a recording did not tell the reasons apart, I say so.\n\n"
     "At most {rate_limit} recordings per {rate_window} min.\n"
-    "/settings to donate recordings to improve the model (off until you turn it on)\n"
+    "/settings for the baby's age (optional, can be changed or deleted) and to donate recordings to improve "
+    "the model (off until you turn it on)\n"
     "/my_data for what is kept about you\n"
     "/delete_my_data to delete everything about you",
 }
@@ -213,15 +367,16 @@ HELP: dict[Language, str] = {
 PRIVACY: dict[Language, str] = {
     "ru": "Конфиденциальность: запись используется только для ответа и не сохраняется, если вы сами не "
     "включили передачу записей в /settings (тогда она хранится {donation_days} дн.). "
-    "Мы храним результат анализа (причину и вероятности), вашу оценку ответа, если вы её дали, и номер "
-    "сообщения, чтобы не ответить дважды. "
+    "Мы храним результат анализа (причину и вероятности), вашу оценку ответа, если вы её дали, возраст "
+    "малыша и ответы на кнопки-уточнения, если вы их указали, и номер сообщения, чтобы не ответить дважды. "
     "Если обработка сорвалась, запись ждёт в очереди ошибок не дольше {retention_days} дн. "
     "и затем удаляется. /my_data — что хранится, /delete_my_data — удалить всё.",
     "en": "Privacy: the recording is used only to answer you and is not stored, unless you turned on "
     "donation in /settings (then it is kept for {donation_days} days). We keep the result (the reason and "
-    "its probabilities), your rating of the answer if you gave one, and the message number, so that we "
-    "never answer twice. If processing fails, the recording waits in an error queue for at most "
-    "{retention_days} days and is then deleted. /my_data shows what is kept, /delete_my_data deletes it.",
+    "its probabilities), your rating of the answer, the baby's age and your answers to the buttons if you "
+    "gave them, and the message number, so that we never answer twice. If processing fails, the recording "
+    "waits in an error queue for at most {retention_days} days and is then deleted. /my_data shows what is "
+    "kept, /delete_my_data deletes it.",
 }
 
 ACCEPTED: dict[Language, str] = {
@@ -314,6 +469,25 @@ SETTINGS: dict[Language, str] = {
     "/my_data shows what is kept, /delete_my_data deletes everything.",
 }
 
+AGE_SETTINGS: dict[Language, dict[str, str]] = {
+    "ru": {
+        "text": "Возраст малыша: {age}.\nВ разном возрасте малыши чаще плачут по разным причинам, поэтому "
+        "возраст уточняет ответ. Указывать не обязательно; изменить или удалить можно здесь в любой момент.",
+        "unset": "не указан",
+        "remove": "Не указывать",
+        "saved": "Возраст сохранён: {age}.",
+        "removed": "Возраст не указан.",
+    },
+    "en": {
+        "text": "The baby's age: {age}.\nBabies cry for different reasons more often at different ages, so "
+        "the age sharpens the answer. It is optional; change or delete it here at any time.",
+        "unset": "not given",
+        "remove": "Do not say",
+        "saved": "Age saved: {age}.",
+        "removed": "Age not given.",
+    },
+}
+
 SETTINGS_WORDS: dict[Language, dict[str, str]] = {
     "ru": {
         "on": "включена",
@@ -344,6 +518,8 @@ MY_DATA: dict[Language, dict[str, str]] = {
         "{days} дн.",
         "oldest": "  ближайшее удаление — {date}",
         "errors": "• отметок о сбоях обработки: {n}",
+        "age": "• возраст малыша: {age}",
+        "context": "• ваших уточнений под ответами (кормление, подгузник, сон): {n}",
         "none": "Ничего: мы о вас ничего не храним.",
         "footer": "Без передачи записей сам звук не хранится. /delete_my_data — удалить всё.",
     },
@@ -357,6 +533,8 @@ MY_DATA: dict[Language, dict[str, str]] = {
         "each is deleted after {days} days",
         "oldest": "  next deletion on {date}",
         "errors": "• notes of failed processing: {n}",
+        "age": "• the baby's age: {age}",
+        "context": "• your answers to the buttons under answers (feed, nappy, sleep): {n}",
         "none": "Nothing: we keep nothing about you.",
         "footer": "Without donation the sound itself is not kept. /delete_my_data deletes everything.",
     },
@@ -364,11 +542,16 @@ MY_DATA: dict[Language, dict[str, str]] = {
 
 DELETED: dict[Language, str] = {
     "ru": "Готово, всё удалено: записей — {requests}, ответов — {predictions}, оценок — {feedback}, "
-    "сохранённых записей со звуком — {donations}, отметок о сбоях — {errors}. Передача записей выключена. "
-    "Новые записи можно присылать как обычно.",
+    "уточнений — {context_answers}, сохранённых записей со звуком — {donations}, отметок о сбоях — {errors}; "
+    "возраст малыша {age}. Передача записей выключена. Новые записи можно присылать как обычно.",
     "en": "Done, everything is deleted: recordings {requests}, answers {predictions}, ratings {feedback}, "
-    "kept recordings with sound {donations}, notes of failures {errors}. Donation is off. You can send new "
-    "recordings as usual.",
+    "answers to the buttons {context_answers}, kept recordings with sound {donations}, notes of failures "
+    "{errors}; the baby's age {age}. Donation is off. You can send new recordings as usual.",
+}
+
+AGE_DELETED: dict[Language, dict[bool, str]] = {
+    "ru": {True: "удалён", False: "не был указан"},
+    "en": {True: "deleted", False: "was not given"},
 }
 
 
@@ -376,14 +559,14 @@ DELETED: dict[Language, str] = {
 COMMANDS: dict[Language, dict[str, str]] = {
     "ru": {
         "help": "Как пользоваться",
-        "settings": "Передача записей для улучшения модели",
+        "settings": "Возраст малыша и передача записей",
         "my_data": "Что о вас хранится",
         "delete_my_data": "Удалить всё о вас",
         "privacy": "Что происходит с записью",
     },
     "en": {
         "help": "How to use it",
-        "settings": "Donate recordings to improve the model",
+        "settings": "The baby's age and donating recordings",
         "my_data": "What is kept about you",
         "delete_my_data": "Delete everything about you",
         "privacy": "What happens to a recording",
@@ -398,43 +581,147 @@ def language_for(language_code: str | None) -> Language:
     return "ru"
 
 
-def ranked_reasons(result: CryResult) -> list[tuple[str, float]]:
-    """The model's reasons, most likely first."""
-    return sorted(result.probabilities.items(), key=lambda item: item[1], reverse=True)
+@dataclass(frozen=True)
+class AnswerContext:
+    """What the parent told us beside the sound, and whether this answer invites them to give the age."""
+
+    age_band: str | None = None
+    context: Mapping[str, str] = field(default_factory=dict)
+    invite_age: bool = False
+
+
+NO_CONTEXT = AnswerContext()
 
 
 def asks_for_feedback(result: CryResult) -> bool:
-    """Answers that name a reason carry the feedback buttons; the others have nothing to rate."""
+    """Answers that name a reason carry the feedback and context buttons; the others have nothing to rate."""
     return result.status in ("ok", "not_sure") and bool(result.probabilities)
 
 
-def render_result(result: CryResult) -> str:
-    """The reply to a parent for one analysed recording, in the language the request came with."""
+def evidence_applies(result: CryResult) -> bool:
+    """Whether the age prior and the context ratios know every reason the model named.
+
+    A model with a reason the evidence config does not know (a new label) is shown on its own, without the
+    combination and without context buttons, rather than have that reason silently dropped.
+    """
+    return asks_for_feedback(result) and set(result.probabilities) <= set(
+        load_evidence_config().age_prior.labels
+    )
+
+
+def combined_evidence(result: CryResult, told: AnswerContext = NO_CONTEXT) -> ReasonEvidence:
+    """The sound of this recording combined with the age band and the context answers."""
+    return combine_evidence(result.probabilities, told.age_band, told.context, load_evidence_config())
+
+
+def shown_probabilities(result: CryResult, told: AnswerContext = NO_CONTEXT) -> dict[str, float]:
+    """What an answer shows: the combined probabilities, or the model's own where evidence cannot apply."""
+    if evidence_applies(result):
+        return combined_evidence(result, told).probabilities
+    return dict(result.probabilities)
+
+
+def ranked(probabilities: Mapping[str, float]) -> list[tuple[str, float]]:
+    """Reasons, most likely first."""
+    return sorted(probabilities.items(), key=lambda item: item[1], reverse=True)
+
+
+def render_result(result: CryResult, told: AnswerContext = NO_CONTEXT) -> str:
+    """The reply to a parent for one analysed recording, in the language the request came with.
+
+    An answer that names reasons shows the combined probabilities and says why; the others (not a cry,
+    sound that cannot be judged) say what was heard and how to record again.
+    """
     language = result.language
     headlines = HEADLINES[language]
-    ranked = ranked_reasons(result)
-    if result.status == "ok" and ranked:
-        top_label, top_probability = ranked[0]
+    if not asks_for_feedback(result):
+        return "\n".join([*_unjudged_lines(result), DISCLAIMER[language]])
+    evidence = combined_evidence(result, told) if evidence_applies(result) else None
+    reasons = ranked(shown_probabilities(result, told))
+    why = [WHY[language]["title"], *why_lines(evidence, told, language)] if evidence else []
+    if result.status == "ok":
+        top_label, top_probability = reasons[0]
         lines = [
             headlines["ok"].format(label=label_name(top_label, language), percent=percent(top_probability))
         ]
-        if explanation := EXPLANATIONS[language].get(top_label):
+        explanation = EXPLANATIONS[language].get(top_label)
+        if explanation and (evidence is None or sound_points_to(evidence, top_label)):
             lines.append(explanation)
         if tip := WHAT_PARENTS_TRY[language].get(top_label):
             lines.append(headlines["what_to_try"].format(tip=tip))
-        lines += ["", headlines["top_reasons"], *reason_bars(ranked[:TOP_REASONS], language)]
-    elif result.status == "not_sure" and ranked:
+        lines += ["", *why, "", headlines["top_reasons"], *reason_bars(reasons[:TOP_REASONS], language)]
+    else:
         lines = [
             headlines["not_sure"],
-            *reason_bars(ranked[:NOT_SURE_REASONS], language),
+            *reason_bars(reasons[:NOT_SURE_REASONS], language),
             RECORD_AGAIN[language],
         ]
-    else:
-        lines = _unjudged_lines(result)
-    if asks_for_feedback(result):
-        lines.append(headlines["feedback"])
+        lines += ["", *why] if why else []
+    lines += ["", WHY[language]["taps"]] if evidence else []
+    lines.append(headlines["feedback"])
+    if told.invite_age and told.age_band is None:
+        lines.append(WHY[language]["invite_age"])
     lines.append(DISCLAIMER[language])
     return "\n".join(lines)
+
+
+def sound_points_to(evidence: ReasonEvidence, label: str) -> bool:
+    """Whether the sound itself favours ``label`` most: only then may an answer say the cry sounds like it."""
+    return not evidence.audio_at_chance and strongest_shift(evidence.audio_factor)[0] == label
+
+
+def why_lines(evidence: ReasonEvidence, told: AnswerContext, language: Language) -> list[str]:
+    """One line per source that moved the answer: the sound, the age, each context answer.
+
+    A source whose shift is under ``NOTABLE_SHIFT`` is left out; a sound at chance says so, and names what
+    the answer rests on instead.
+    """
+    words = WHY[language]
+    lines = []
+    if evidence.audio_at_chance:
+        lines.append(words["audio_at_chance"].format(rests_on=words[rests_on(told)]))
+    else:
+        label, shift = strongest_shift(evidence.audio_factor)
+        if shift >= NOTABLE_SHIFT:
+            lines.append(words["audio"].format(reason=short_name(label, language)))
+    if told.age_band is not None and (shifts := shift_words(evidence.age_factor, "common", language)):
+        band = AGE_BAND_NAMES[language].get(told.age_band, told.age_band)
+        lines.append(words["age"].format(band=band, shifts=shifts))
+    answered = [question for question in load_evidence_config().rules if question in evidence.context_factors]
+    for question in answered:  # in the config's order, whatever order the answers came in
+        if shifts := shift_words(evidence.context_factors[question], "likely", language):
+            lines.append(f"{CONTEXT_SOURCES[language].get(question, question)}: {shifts}")
+        if note := CONTEXT_NOTES[language].get((question, told.context.get(question, ""))):
+            lines.append(note)
+    return [f"• {line}" for line in lines]
+
+
+def rests_on(told: AnswerContext) -> str:
+    """Which evidence an answer rests on when the sound told nothing: the WHY key that says so."""
+    if told.age_band is not None and told.context:
+        return "rests_on_both"
+    if told.age_band is not None:
+        return "rests_on_age"
+    return "rests_on_context" if told.context else "rests_on_nothing"
+
+
+def shift_words(factor: Mapping[str, float], kind: str, language: Language) -> str:
+    """ "вероятнее голод, реже срыгивание": the reasons a source moves up and down most, if notably.
+
+    A reason is named only when it stands alone at its end: a rule that raises one reason lowers all the
+    others alike, and naming one of them as "less likely" would invent a finding.
+    """
+    words = WHY[language]
+    parts = []
+    for direction, ratios in (
+        ("more", factor),
+        ("less", {label: 1 / value for label, value in factor.items()}),
+    ):
+        label, shift = strongest_shift(ratios)
+        runner_up = max((value for other, value in ratios.items() if other != label), default=0.0)
+        if shift >= NOTABLE_SHIFT and not math.isclose(shift, runner_up):
+            parts.append(words[f"{direction}_{kind}"].format(reason=short_name(label, language)))
+    return ", ".join(parts)
 
 
 def _unjudged_lines(result: CryResult) -> list[str]:
@@ -526,15 +813,23 @@ def render_privacy(language: Language, donation_days: int) -> str:
     )
 
 
-def render_settings(language: Language, donates: bool, days: int) -> str:
+def render_settings(language: Language, donates: bool, days: int, age_band: str | None = None) -> str:
+    """Donation (what, why, how long) and the baby's age, both optional."""
     state = SETTINGS_WORDS[language]["on" if donates else "off"]
-    return SETTINGS[language].format(state=state, days=days)
+    age = AGE_SETTINGS[language]["text"].format(age=age_name(age_band, language))
+    return SETTINGS[language].format(state=state, days=days) + "\n\n" + age
+
+
+def age_name(age_band: str | None, language: Language) -> str:
+    if age_band is None:
+        return AGE_SETTINGS[language]["unset"]
+    return AGE_BAND_NAMES[language].get(age_band, age_band)
 
 
 def render_my_data(language: Language, data: ChatData, days: int) -> str:
     """What the store holds about a chat, line by line."""
     words = MY_DATA[language]
-    if not any((data.requests, data.predictions, data.feedback, data.donations, data.errors)):
+    if not data.holds_anything():
         return words["none"]
     lines = [words["title"], words["requests"].format(n=data.requests)]
     if data.first_request_at is not None:
@@ -545,7 +840,13 @@ def render_my_data(language: Language, data: ChatData, days: int) -> str:
     if data.oldest_donation_at is not None:
         next_deletion = data.oldest_donation_at + timedelta(days=days)
         lines.append(words["oldest"].format(date=next_deletion.date().isoformat()))
-    lines += [words["errors"].format(n=data.errors), "", words["footer"]]
+    lines += [
+        words["errors"].format(n=data.errors),
+        words["age"].format(age=age_name(data.age_band, language)),
+        words["context"].format(n=data.context_answers),
+        "",
+        words["footer"],
+    ]
     return "\n".join(lines)
 
 
@@ -556,11 +857,17 @@ def render_deleted(language: Language, deleted: ChatData) -> str:
         feedback=deleted.feedback,
         donations=deleted.donations,
         errors=deleted.errors,
+        context_answers=deleted.context_answers,
+        age=AGE_DELETED[language][deleted.age_band is not None],
     )
 
 
 def label_name(label: str, language: Language) -> str:
     return LABEL_NAMES[language].get(label, label)
+
+
+def short_name(label: str, language: Language) -> str:
+    return SHORT_LABEL_NAMES[language].get(label, label)
 
 
 def percent(probability: float) -> str:

@@ -3,7 +3,9 @@
 A delivery is a ``Reply`` (the stored result) or a ``FailedReply`` (a worker gave up on the recording). For
 each, the sender marks the request's reply as sent (``mark_reply_sent``, true only the first time) and
 talks to Telegram inside one database transaction (``all_or_nothing``): the mark commits only after Telegram
-took the message. The answer replaces the bot's "Слушаю…" message in place when the request row names one
+took the message. An answer that names reasons is rendered with the chat's age band (and any context answers
+already stored), and the first one a chat without an age gets invites the parent, once, to give it. The
+answer replaces the bot's "Слушаю…" message in place when the request row names one
 (whichever gateway replica sent it), else it is sent as a reply to the voice note. A redelivered reply finds
 the mark set and sends nothing; a send that fails rolls the mark back and is tried again. Transient failures
 (Telegram or the database unreachable) are retried in place with backoff, so a good reply never burns
@@ -26,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.amqp import safely
 from services.common.contracts import FailedReply, Reply
-from services.gateway.keyboards import answer_keyboard
-from services.gateway.replies import asks_for_feedback, render_failure, render_result
+from services.gateway.answers import render_first_answer
+from services.gateway.replies import render_failure
 from services.gateway.transactions import all_or_nothing
 from services.store import repository
 
@@ -86,17 +88,16 @@ class ReplySender:
     async def send_once(self, reply: Reply | FailedReply) -> bool:
         """Send the reply unless it was sent before; True when this call sent it."""
         request_id = reply_request_id(reply)
-        if isinstance(reply, Reply):
-            result = reply.result
-            chat_id, message_id, text = result.chat_id, result.message_id, render_result(result)
-            keyboard = answer_keyboard(message_id, result.language) if asks_for_feedback(result) else None
-        else:
-            chat_id, message_id, text = reply.chat_id, reply.message_id, render_failure(reply.language)
-            keyboard = None
         async with all_or_nothing(self._engine) as session:
             if not await repository.mark_reply_sent(session, request_id):
                 log.info("reply for %s was already sent", request_id)
                 return False
+            if isinstance(reply, Reply):
+                chat_id, message_id = reply.result.chat_id, reply.result.message_id
+                text, keyboard = await render_first_answer(session, reply.result)
+            else:
+                chat_id, message_id, text = reply.chat_id, reply.message_id, render_failure(reply.language)
+                keyboard = None
             ack_message_id = await repository.ack_message_of(session, request_id)
             try:
                 await self._deliver(chat_id, message_id, ack_message_id, text, keyboard)

@@ -2,7 +2,8 @@
 
 It implements only what the bot uses (getMe, getUpdates with long polling, getFile and file download,
 sendMessage, editMessageText, editMessageReplyMarkup, answerCallbackQuery, sendChatAction, setMyCommands,
-setWebhook, deleteWebhook) over real HTTP, so aiogram talks to it exactly as to Telegram once
+setWebhook, deleteWebhook) over real HTTP, refusing an edit that changes nothing as Telegram does ("message is
+not modified"), so aiogram talks to it exactly as to Telegram once
 ``EARSHOT_TELEGRAM_API_BASE`` points here (aiogram's ``TelegramAPIServer``). The Python side queues updates
 as a user would send them (messages, forwards, button taps) and reads what the bot sent back.
 """
@@ -21,6 +22,10 @@ from fastapi.responses import JSONResponse, Response
 
 from services.gateway.asgi_server import BackgroundServer
 
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are exactly the "
+    "same as a current content and reply markup of the message"
+)
 BOT_USER = {"id": 100000001, "is_bot": True, "first_name": "Earshot", "username": "earshot_standin_bot"}
 
 
@@ -225,6 +230,8 @@ class TelegramStandIn:
             if handler is None:
                 return _error(404, f"Not Found: method {method} is not implemented by the stand-in")
             params = await _read_params(request)
+            if self._unchanged_by(method.lower(), params):
+                return _error(400, NOT_MODIFIED)
             if method.lower() in ("sendmessage", "editmessagetext"):
                 if int(params["chat_id"]) in self.blocked_chats:
                     return _error(403, "Forbidden: bot was blocked by the user")
@@ -244,6 +251,17 @@ class TelegramStandIn:
             return _error(404, "Not Found")
 
         return app
+
+    def _unchanged_by(self, method: str, params: dict[str, Any]) -> bool:
+        """Whether an edit would leave the message exactly as it is (its text and its buttons)."""
+        if method not in ("editmessagetext", "editmessagereplymarkup"):
+            return False
+        chat_id, message_id = int(params["chat_id"]), int(params["message_id"])
+        versions = [m for m in self.sent if m.chat_id == chat_id and m.message_id == message_id]
+        if not versions:
+            return False
+        edited = SentMessage(method, chat_id, params.get("text", versions[-1].text), message_id, None, params)
+        return edited.text == versions[-1].text and edited.keyboard == versions[-1].keyboard
 
     def _methods(self):
         return {

@@ -6,7 +6,11 @@ right, any other reason as wrong. So:
 
 - accuracy, overall and per predicted reason, counts every rated answer;
 - per reported reason (how often the model named the reason parents say it was) and the confusion matrix
-  count only the answers whose real reason is known (right, or named by the parent).
+  count only the answers whose real reason is known (right, or named by the parent);
+- by evidence: the answers whose real reason is known, each recomputed from its stored audio probabilities
+  with ``combine_evidence`` three ways (the sound alone, with the age band, with the age band and the context
+  answers the parent had given when rating), so that each source shows whether it earns its place. Each
+  accuracy has a 95% Wilson interval.
 
 These are live figures from the parents who chose to answer, not a held-out evaluation: they say how the
 model does in use, with the bias of who rates.
@@ -14,10 +18,15 @@ model does in use, with the bias of who rates.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from services.common.evidence import EvidenceConfig, combine_evidence, load_evidence_config
 from services.store.repository import RatedAnswer
+
+Z_95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,22 @@ class ClassAccuracy:
 
 
 @dataclass(frozen=True)
+class EvidenceAccuracy:
+    """How often the answer recomputed from some of the evidence named the reason the parent confirmed."""
+
+    evidence: str
+    known: int
+    right: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.right / self.known if self.known else 0.0
+
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.right, self.known)
+
+
+@dataclass(frozen=True)
 class FeedbackReport:
     rated: int
     right: int
@@ -39,13 +64,14 @@ class FeedbackReport:
     by_reported: list[ClassAccuracy]
     # (predicted, reported) -> answers, for answers whose real reason is known.
     confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
+    by_evidence: list[EvidenceAccuracy] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
         return self.right / self.rated if self.rated else 0.0
 
 
-def build_report(answers: list[RatedAnswer]) -> FeedbackReport:
+def build_report(answers: list[RatedAnswer], config: EvidenceConfig | None = None) -> FeedbackReport:
     """Accuracy and confusion from the rated answers that named a reason (``not_a_cry`` ones name none)."""
     named = [answer for answer in answers if answer.predicted_label is not None]
     confusion: Counter[tuple[str, str]] = Counter(
@@ -61,7 +87,45 @@ def build_report(answers: list[RatedAnswer]) -> FeedbackReport:
             [(reported, reported == predicted) for (predicted, reported) in confusion.elements()]
         ),
         confusion=confusion,
+        by_evidence=accuracy_by_evidence(named, config or load_evidence_config()),
     )
+
+
+def accuracy_by_evidence(answers: list[RatedAnswer], config: EvidenceConfig) -> list[EvidenceAccuracy]:
+    """Right / known for the sound alone, the sound with the age, and with the age and the context."""
+    known = [a for a in answers if a.reported_label is not None and a.audio_probabilities]
+    variants: list[tuple[str, bool, bool]] = [
+        ("audio alone", False, False),
+        ("audio + age", True, False),
+        ("audio + age + context", True, True),
+    ]
+    return [
+        EvidenceAccuracy(
+            evidence=name,
+            known=len(known),
+            right=sum(recomputed_top(a, config, with_age, with_context) == a.reported_label for a in known),
+        )
+        for name, with_age, with_context in variants
+    ]
+
+
+def recomputed_top(answer: RatedAnswer, config: EvidenceConfig, with_age: bool, with_context: bool) -> str:
+    context: Mapping[str, str] = answer.context if with_context else {}
+    evidence = combine_evidence(
+        answer.audio_probabilities, answer.age_band if with_age else None, context, config
+    )
+    return evidence.top_reason()
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion: sensible at 0 or n successes and for small n."""
+    if trials == 0:
+        return 0.0, 1.0
+    share = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (share + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _per_class(outcomes: list[tuple[str, bool]]) -> list[ClassAccuracy]:
@@ -91,6 +155,9 @@ def render_report(report: FeedbackReport) -> str:
         "",
         "Confusion (rows: predicted, columns: reported):",
         *_confusion_table(report.confusion),
+        "",
+        "By evidence (answers whose real reason is known, recomputed from the stored sound probabilities):",
+        *_evidence_table(report.by_evidence),
     ]
     return "\n".join(lines)
 
@@ -112,4 +179,15 @@ def _confusion_table(confusion: Counter[tuple[str, str]]) -> list[str]:
     lines = ["  " + " " * 12 + "".join(f"{label:>{width}}" for label in reported)]
     for row in predicted:
         lines.append("  " + f"{row:<12}" + "".join(f"{confusion[(row, col)]:>{width}}" for col in reported))
+    return lines
+
+
+def _evidence_table(rows: list[EvidenceAccuracy]) -> list[str]:
+    if not rows or rows[0].known == 0:
+        return ["  (none)"]
+    lines = [f"  {'evidence':<22} {'right':>6} {'n':>6} {'accuracy':>9}  95% interval (Wilson)"]
+    for row in rows:
+        low, high = row.interval()
+        interval = f"[{low:.1%}, {high:.1%}]"
+        lines.append(f"  {row.evidence:<22} {row.right:>6} {row.known:>6} {row.accuracy:>9.1%}  {interval}")
     return lines

@@ -15,8 +15,12 @@
 The bot's tables (a chat is the user: the bot answers private chats):
 
 - ``feedback``: a parent's verdict on one answer («угадал» / «не угадал» / what it really was); one row per
-  request, the last answer wins.
-- ``chat_settings``: what a chat chose in ``/settings``; audio donation is off unless a row says on.
+  request, the last answer wins. It keeps what the parent saw when rating: the reason the answer showed,
+  the age band and the context answers (a snapshot; later taps do not change it).
+- ``chat_settings``: what a chat chose in ``/settings``; audio donation is off unless a row says on, and the
+  baby's age band (NULL: not given).
+- ``context_answers``: the parent's context taps under one answer (time since the last feed, nappy...), one
+  per (request, question), the last tap wins.
 - ``donations``: the audio of a voice note, only from chats that opted in, deleted after the retention period
   (``python -m services.store purge-donations``, also run hourly by the store) or with ``/delete_my_data``.
 - ``chat_notices``: when the bot last sent a chat a throttled notice (rate limit, "send audio"), so a flood of
@@ -179,6 +183,10 @@ class Feedback(Base):
     # "right" or "wrong"; reported_label is what the parent says it really was, when they said.
     verdict: Mapped[str] = mapped_column(String(16), nullable=False)
     reported_label: Mapped[str | None] = mapped_column(String(64))
+    # The snapshot at the time of the verdict: the combined top reason shown, the age band, the context.
+    shown_label: Mapped[str | None] = mapped_column(String(64))
+    age_band: Mapped[str | None] = mapped_column(String(16))
+    context: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
 
@@ -188,6 +196,19 @@ class ChatSettings(Base):
 
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     donate_audio: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    age_band: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = created_at_column()
+
+
+class ContextAnswer(Base):
+    __tablename__ = "context_answers"
+
+    request_id: Mapped[str] = mapped_column(
+        String(200), ForeignKey("requests.request_id", ondelete="CASCADE"), primary_key=True
+    )
+    question: Mapped[str] = mapped_column(String(32), primary_key=True)
+    answer: Mapped[str] = mapped_column(String(32), nullable=False)
+    chat_id: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
     updated_at: Mapped[datetime] = created_at_column()
 
 

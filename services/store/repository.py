@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -28,6 +28,7 @@ from services.store.models import (
     ApiKey,
     ChatNotice,
     ChatSettings,
+    ContextAnswer,
     CryRequest,
     Donation,
     Feedback,
@@ -581,44 +582,152 @@ async def prediction_of(session: AsyncSession, request_id: str) -> Prediction | 
     return await session.get(Prediction, request_id)
 
 
+@dataclass(frozen=True)
+class AnswerSnapshot:
+    """What an answer showed when the parent rated it: its top reason and the evidence beside the sound."""
+
+    shown_label: str | None = None
+    age_band: str | None = None
+    context: Mapping[str, str] = field(default_factory=dict)
+
+
 async def record_feedback(
-    session: AsyncSession, request_id: str, chat_id: int, verdict: str, reported_label: str | None
+    session: AsyncSession,
+    request_id: str,
+    chat_id: int,
+    verdict: str,
+    reported_label: str | None,
+    snapshot: AnswerSnapshot | None = None,
 ) -> bool:
     """Store a parent's verdict on an answer; the last one wins. False if the request has no answer (now).
 
-    The key is the request, so a double tap or a change of mind updates one row instead of adding one.
+    The key is the request, so a double tap or a change of mind updates one row instead of adding one. The
+    ``snapshot`` (what the answer showed, the age band and the context answers) is taken anew with each
+    verdict: it is what the parent saw when they last rated.
     """
     if await session.get(Prediction, request_id) is None:
         return False
+    snapshot = snapshot or AnswerSnapshot()
+    values = {
+        "verdict": verdict,
+        "reported_label": reported_label,
+        "shown_label": snapshot.shown_label,
+        "age_band": snapshot.age_band,
+        "context": dict(snapshot.context),
+    }
     statement = (
         insert(Feedback)
-        .values(request_id=request_id, chat_id=chat_id, verdict=verdict, reported_label=reported_label)
+        .values(request_id=request_id, chat_id=chat_id, **values)
         .on_conflict_do_update(
-            index_elements=[Feedback.request_id],
-            set_={"verdict": verdict, "reported_label": reported_label, "updated_at": func.now()},
+            index_elements=[Feedback.request_id], set_={**values, "updated_at": func.now()}
         )
         .returning(Feedback.request_id)
     )
     return await _inserted(session, statement)
 
 
+async def feedback_of(session: AsyncSession, request_id: str) -> Feedback | None:
+    return await session.get(Feedback, request_id)
+
+
 @dataclass(frozen=True)
 class RatedAnswer:
-    """One answer a parent rated: what the model said, and what the parent said."""
+    """One answer a parent rated: what the bot said (and from what), and what the parent said.
+
+    ``predicted_label`` is the reason the answer showed (the model's label for rows from before answers
+    combined the evidence); ``audio_probabilities``, ``age_band`` and ``context`` let the report recompute the
+    answer from the sound alone, with the age, and with the context.
+    """
 
     predicted_label: str | None
     status: str
     verdict: str
     reported_label: str | None
+    audio_probabilities: Mapping[str, float] = field(default_factory=dict)
+    age_band: str | None = None
+    context: Mapping[str, str] = field(default_factory=dict)
 
 
 async def rated_answers(session: AsyncSession) -> list[RatedAnswer]:
     rows = await session.execute(
-        select(Prediction.label, Prediction.status, Feedback.verdict, Feedback.reported_label).join(
-            Feedback, Feedback.request_id == Prediction.request_id
-        )
+        select(
+            func.coalesce(Feedback.shown_label, Prediction.label),
+            Prediction.status,
+            Feedback.verdict,
+            Feedback.reported_label,
+            Prediction.probabilities,
+            Feedback.age_band,
+            Feedback.context,
+        ).join(Feedback, Feedback.request_id == Prediction.request_id)
     )
     return [RatedAnswer(*row) for row in rows]
+
+
+# --- the bot: the baby's age and context taps ----------------------------------------------------------
+
+
+async def age_band_of(session: AsyncSession, chat_id: int) -> str | None:
+    """The baby's age band the chat gave in /settings; None when not given."""
+    return await session.scalar(select(ChatSettings.age_band).where(ChatSettings.chat_id == chat_id))
+
+
+async def set_age_band(session: AsyncSession, chat_id: int, age_band: str | None) -> None:
+    """Set the baby's age band, or delete it (None); donation stays as it was."""
+    await session.execute(
+        insert(ChatSettings)
+        .values(chat_id=chat_id, donate_audio=False, age_band=age_band)
+        .on_conflict_do_update(
+            index_elements=[ChatSettings.chat_id], set_={"age_band": age_band, "updated_at": func.now()}
+        )
+    )
+    await session.commit()
+
+
+async def record_context_answer(
+    session: AsyncSession, request_id: str, chat_id: int, question: str, answer: str
+) -> bool:
+    """Store a context tap under an answer; the last answer per question wins. True if it changed anything.
+
+    The request must be this chat's and answered (a tap names its voice note; the chat comes from Telegram),
+    else nothing is written. A second tap on the same answer changes nothing and returns False.
+    """
+    owned = await session.scalar(
+        select(CryRequest.request_id)
+        .join(Prediction, Prediction.request_id == CryRequest.request_id)
+        .where(CryRequest.request_id == request_id, CryRequest.chat_id == chat_id)
+    )
+    if owned is None:
+        return False
+    statement = (
+        insert(ContextAnswer)
+        .values(request_id=request_id, question=question, answer=answer, chat_id=chat_id)
+        .on_conflict_do_update(
+            index_elements=[ContextAnswer.request_id, ContextAnswer.question],
+            set_={"answer": answer, "updated_at": func.now()},
+            where=ContextAnswer.answer != answer,
+        )
+        .returning(ContextAnswer.request_id)
+    )
+    return await _inserted(session, statement)
+
+
+async def context_answers_of(session: AsyncSession, request_id: str) -> dict[str, str]:
+    """The parent's context answers under one answer, question -> answer."""
+    rows = await session.execute(
+        select(ContextAnswer.question, ContextAnswer.answer).where(ContextAnswer.request_id == request_id)
+    )
+    return {question: answer for question, answer in rows}
+
+
+async def claim_first_notice(session: AsyncSession, chat_id: int, kind: str) -> bool:
+    """True only the first time a chat gets notice ``kind`` (until its data is deleted): never a second."""
+    statement = (
+        insert(ChatNotice)
+        .values(chat_id=chat_id, kind=kind, sent_at=func.now())
+        .on_conflict_do_nothing()
+        .returning(ChatNotice.chat_id)
+    )
+    return await _inserted(session, statement)
 
 
 # --- the bot: audio donation ----------------------------------------------------------------------------
@@ -682,6 +791,12 @@ class ChatData:
     first_request_at: datetime | None = None
     oldest_donation_at: datetime | None = None
     donates_audio: bool = False
+    age_band: str | None = None
+    context_answers: int = 0
+
+    def holds_anything(self) -> bool:
+        counts = (self.requests, self.predictions, self.feedback, self.donations, self.errors)
+        return any(counts) or self.context_answers > 0 or self.age_band is not None
 
 
 def _chat_errors(chat_id: int):
@@ -715,16 +830,21 @@ async def chat_data(session: AsyncSession, chat_id: int) -> ChatData:
         first_request_at=requests[1],
         oldest_donation_at=donations[1],
         donates_audio=await donates_audio(session, chat_id),
+        age_band=await age_band_of(session, chat_id),
+        context_answers=await session.scalar(select(func.count()).where(ContextAnswer.chat_id == chat_id))
+        or 0,
     )
 
 
 async def delete_chat_data(session: AsyncSession, chat_id: int) -> ChatData:
-    """Delete everything about a chat (requests, predictions, feedback, donations, errors, settings, notices).
+    """Delete everything about a chat: requests, predictions, feedback, context answers, donations, errors,
+    settings (with the age band) and notices.
 
     Returns what was there, counted in the same transaction as the deletion.
     """
     held = await chat_data(session, chat_id)
     await session.execute(delete(Feedback).where(Feedback.chat_id == chat_id))
+    await session.execute(delete(ContextAnswer).where(ContextAnswer.chat_id == chat_id))
     await session.execute(delete(Donation).where(Donation.chat_id == chat_id))
     await session.execute(delete(JobError).where(_chat_errors(chat_id)))
     await session.execute(delete(CryRequest).where(CryRequest.chat_id == chat_id))  # predictions cascade

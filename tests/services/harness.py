@@ -33,7 +33,6 @@ MANAGEMENT_API = os.environ.get("EARSHOT_TEST_MANAGEMENT_API", "http://127.0.0.1
 MANAGEMENT_AUTH = ("guest", "guest")
 
 
-
 async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
     """Poll ``check`` until it is true; fail with ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s

@@ -49,3 +49,66 @@ async def test_a_reply_is_marked_sent_once(sessions: async_sessionmaker[AsyncSes
         assert await repository.mark_reply_sent(session, result.request_id) is True
         assert await repository.mark_reply_sent(session, result.request_id) is False
         assert await repository.mark_reply_sent(session, "tg:0:unknown") is False
+
+
+async def test_a_context_answer_is_one_row_per_question_the_last_wins_and_only_for_the_chats_answer(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    result = cry_result()
+    request_id, chat_id = result.request_id, result.chat_id
+    async with sessions() as session:
+        assert not await repository.record_context_answer(session, request_id, chat_id, "nappy", "checked")
+        await repository.store_cry_result(session, result)
+        first = await repository.record_context_answer(session, request_id, chat_id, "nappy", "checked")
+        again = await repository.record_context_answer(session, request_id, chat_id, "nappy", "checked")
+        changed = await repository.record_context_answer(session, request_id, chat_id, "nappy", "not_checked")
+        other_chat = await repository.record_context_answer(session, request_id, chat_id + 1, "awake", "1_2h")
+        await repository.record_context_answer(session, request_id, chat_id, "awake", "over_2h")
+        answers = await repository.context_answers_of(session, request_id)
+    assert (first, again, changed, other_chat) == (True, False, True, False)
+    assert answers == {"nappy": "not_checked", "awake": "over_2h"}
+
+
+async def test_the_age_band_is_set_changed_and_removed_without_touching_donation(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    _, chat_id, _ = unique_request()
+    async with sessions() as session:
+        assert await repository.age_band_of(session, chat_id) is None
+        await repository.set_donation(session, chat_id, True)
+        await repository.set_age_band(session, chat_id, "2-6m")
+        set_to = await repository.age_band_of(session, chat_id)
+        await repository.set_age_band(session, chat_id, None)
+        removed = await repository.age_band_of(session, chat_id)
+        donates = await repository.donates_audio(session, chat_id)
+    assert (set_to, removed, donates) == ("2-6m", None, True)
+
+
+async def test_a_first_notice_is_claimed_once(sessions: async_sessionmaker[AsyncSession]) -> None:
+    _, chat_id, _ = unique_request()
+    async with sessions() as session:
+        claims = [await repository.claim_first_notice(session, chat_id, "age_invite") for _ in range(2)]
+    assert claims == [True, False]
+
+
+async def test_feedback_keeps_the_snapshot_of_its_latest_verdict(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    result = cry_result()
+    first = repository.AnswerSnapshot("hungry", "0-4w", {"since_feed": "over_3h"})
+    later = repository.AnswerSnapshot("burping", "0-4w", {"since_feed": "under_1h", "just_fed": "yes"})
+    async with sessions() as session:
+        await repository.store_cry_result(session, result)
+        await repository.record_feedback(session, result.request_id, result.chat_id, "right", "hungry", first)
+        await repository.record_feedback(session, result.request_id, result.chat_id, "wrong", "tired", later)
+        [rated] = [
+            a
+            for a in await repository.rated_answers(session)
+            if a.audio_probabilities == result.probabilities and a.context == later.context
+        ]
+    assert (rated.predicted_label, rated.verdict, rated.reported_label, rated.age_band) == (
+        "burping",
+        "wrong",
+        "tired",
+        "0-4w",
+    )

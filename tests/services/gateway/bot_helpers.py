@@ -20,6 +20,8 @@ from tests.services.harness import BrokerProbe, eventually
 PROBABILITIES = {"hungry": 0.7, "tired": 0.2, "burping": 0.06, "discomfort": 0.03, "belly_pain": 0.01}
 
 VOICE = encode(tone(3.0, 16000), 16000, "ogg")
+# What the first answer in a chat with no age band is rendered with: it invites the parent to give the age.
+FIRST_ANSWER = replies.AnswerContext(invite_age=True)
 # Long enough for the last handler to finish after its reply was recorded (a duplicate sends nothing).
 SETTLE_S = 1.0
 
@@ -87,7 +89,7 @@ async def answered_voice_note(
     )
     [job] = await wait_for_jobs(broker, 1)
     await broker.publish(result_for(job), RESULTS_EXCHANGE, CRY_RESULT_KEY, message_id=job.request_id)
-    listening = listening_message(standin, chat)
+    listening = listening_message(standin, chat, message_id)
 
     async def edited() -> bool:
         return any(
@@ -95,9 +97,9 @@ async def answered_voice_note(
         )
 
     await eventually(edited, 30, "the answer")
-    [answer] = [
+    answer = next(
         m for m in standin.sent if m.message_id == listening.message_id and m.method == "editMessageText"
-    ]
+    )
     return answer, job.request_id
 
 

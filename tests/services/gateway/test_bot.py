@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from services.common.contracts import CryResult, JobFailed, Reply
+from services.common.evidence import load_evidence_config
 from services.common.topology import (
     CRY_CLASSIFY_QUEUE,
     GATEWAY_REPLIES_QUEUE,
@@ -21,7 +22,7 @@ from services.gateway.http import TELEGRAM_SECRET_HEADER
 from tests.audio_files import encode, tone
 from tests.services.harness import eventually
 
-from .bot_helpers import SETTLE_S, VOICE, answers, new_chat, result_for, wait_for_jobs
+from .bot_helpers import FIRST_ANSWER, SETTLE_S, VOICE, answers, new_chat, result_for, wait_for_jobs
 from .conftest import TEST_MAX_UPLOAD_BYTES
 
 
@@ -178,10 +179,10 @@ async def test_reply_delivered_twice_reaches_the_parent_once(start_gateway, brok
     listening, *_ = gateway.standin.sent
     sent = answers(gateway.standin)
     assert len(sent) == 1
-    assert sent[0].text == replies.render_result(result)
-    # "Listening…" became the answer, in place, with the feedback buttons under it.
+    assert sent[0].text == replies.render_result(result, FIRST_ANSWER)
+    # "Listening…" became the answer, in place, with the feedback and context buttons under it.
     assert (sent[0].method, sent[0].message_id) == ("editMessageText", listening.message_id)
-    assert sent[0].chat_id == chat and len(sent[0].keyboard) == 2
+    assert sent[0].chat_id == chat and len(sent[0].keyboard) == 2 + len(load_evidence_config().rules)
 
 
 async def test_reply_is_retried_while_telegram_fails_then_sent_once(start_gateway, broker) -> None:
@@ -193,7 +194,7 @@ async def test_reply_is_retried_while_telegram_fails_then_sent_once(start_gatewa
     await gateway.standin.wait_for_sent(2, timeout=20)
     await asyncio.sleep(SETTLE_S)
 
-    assert [m.text for m in answers(gateway.standin)] == [replies.render_result(result)]
+    assert [m.text for m in answers(gateway.standin)] == [replies.render_result(result, FIRST_ANSWER)]
     assert await broker.drain(GATEWAY_REPLIES_QUEUE) == []
     assert await broker.drain(dead_letter_queue(GATEWAY_REPLIES_QUEUE)) == []
 

@@ -18,7 +18,7 @@ from services.store.models import CryRequest, Prediction
 from tests.audio_files import encode, tone
 from tests.services.harness import eventually, wait_until_serving
 
-from .bot_helpers import VOICE, listening_message, new_chat, wait_for_jobs
+from .bot_helpers import FIRST_ANSWER, VOICE, listening_message, new_chat, wait_for_jobs
 
 SAMPLES = REPO_ROOT / "samples" / "cry"
 QUIET = encode(tone(6.0, 16000, level=0.0005), 16000, "ogg")
@@ -73,7 +73,8 @@ async def test_each_status_is_answered_in_place_in_the_parents_language(
         assert result is not None and result.status == status
         [answer] = [m for m in standin.sent if m.chat_id == chat and m.method == "editMessageText"]
         assert answer.message_id == listening.message_id
-        assert answer.text == replies.render_result(result)
+        told = FIRST_ANSWER if replies.asks_for_feedback(result) else replies.NO_CONTEXT
+        assert answer.text == replies.render_result(result, told)
         assert answer.text.endswith(replies.DISCLAIMER[language])
         assert bool(answer.keyboard) == (status in ("ok", "not_sure"))
         assert not [m for m in standin.sent if m.chat_id == chat and m.method == "sendMessage"][1:]

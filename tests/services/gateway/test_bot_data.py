@@ -32,6 +32,7 @@ CHAT_TABLES = {
     "predictions": "request_id IN (SELECT request_id FROM requests WHERE chat_id = :chat) "
     "OR request_id LIKE :prefix",
     "feedback": "chat_id = :chat",
+    "context_answers": "chat_id = :chat",
     "donations": "chat_id = :chat",
     "errors": "key LIKE :prefix",
     "chat_settings": "chat_id = :chat",
@@ -55,6 +56,15 @@ async def turn_donation(standin, chat: int, on: bool, language: str = "ru") -> N
     [*_, settings] = await standin.wait_for_sent(before + 1)
     await standin.tap(settings, SettingsCallback(donate=on).pack(), language_code=language)
     await standin.wait_for_sent(before + 3)  # the settings message edited, and the confirmation
+
+
+async def set_age(standin, chat: int, band: str) -> None:
+    """/settings, then the age band's button; the settings message is edited in place."""
+    before = len(standin.sent)
+    await standin.deliver(standin.text_message("/settings", chat_id=chat, message_id=950))
+    [*_, settings] = await standin.wait_for_sent(before + 1)
+    await standin.tap(settings, settings.button(replies.AGE_BAND_NAMES["ru"][band])["callback_data"])
+    await standin.wait_for_sent(before + 2)
 
 
 async def test_settings_explain_donation_which_is_off_by_default(start_gateway, database) -> None:
@@ -132,6 +142,10 @@ async def test_my_data_and_delete_my_data_cover_every_row_and_the_bot_still_work
     answer, _ = await answered_voice_note(standin, broker, chat, 5)
     await standin.tap(answer, answer.button(replies.FEEDBACK_BUTTONS["ru"]["right"])["callback_data"])
     await standin.wait_for(lambda: len(standin.callback_answers) >= 2)
+    nappy = answer.button(replies.CONTEXT_BUTTONS["ru"]["nappy"]["checked"])["callback_data"]
+    await standin.tap(answer, nappy)
+    await standin.wait_for(lambda: len(standin.callback_answers) >= 3)
+    await set_age(standin, chat, "2-6m")
     await standin.deliver(standin.media_message("voice", b"", chat_id=chat, message_id=6))
     await eventually(
         lambda: _count_is(database, "errors", "key = :k", 1, k=f"tg:{chat}:6"), 30, "the errors row"
@@ -147,10 +161,11 @@ async def test_my_data_and_delete_my_data_cover_every_row_and_the_bot_still_work
         "requests": 2,
         "predictions": 1,
         "feedback": 1,
+        "context_answers": 1,
         "donations": 1,
         "errors": 1,
         "chat_settings": 1,
-        "chat_notices": 0,
+        "chat_notices": 1,  # the age invitation, given once
     }
 
     before = len(standin.sent)
@@ -159,11 +174,13 @@ async def test_my_data_and_delete_my_data_cover_every_row_and_the_bot_still_work
     for line in ("requests", "predictions", "feedback", "errors"):
         assert replies.MY_DATA["ru"][line].format(n=1 if line != "requests" else 2) in my_data.text
     assert replies.MY_DATA["ru"]["donations"].format(n=1, state="включена", days=90) in my_data.text
+    assert replies.MY_DATA["ru"]["age"].format(age="2–6 месяцев") in my_data.text
+    assert replies.MY_DATA["ru"]["context"].format(n=1) in my_data.text
 
     await standin.deliver(standin.text_message("/delete_my_data", chat_id=chat, message_id=8))
     [*_, deleted] = await standin.wait_for_sent(before + 2)
     assert deleted.text == replies.DELETED["ru"].format(
-        requests=2, predictions=1, feedback=1, donations=1, errors=1
+        requests=2, predictions=1, feedback=1, donations=1, errors=1, context_answers=1, age="удалён"
     )
     assert set((await chat_rows(database, chat)).values()) == {0}
 
@@ -175,6 +192,27 @@ async def test_my_data_and_delete_my_data_cover_every_row_and_the_bot_still_work
     [*_, after] = await standin.wait_for_sent(before + 4)
     assert replies.MY_DATA["ru"]["requests"].format(n=1) in after.text
     assert replies.MY_DATA["ru"]["donations"].format(n=0, state="выключена", days=90) in after.text
+    assert replies.MY_DATA["ru"]["age"].format(age="не указан") in after.text
+
+
+async def test_a_chat_with_only_an_age_is_told_so_by_my_data_and_delete_my_data(
+    start_gateway, database
+) -> None:
+    standin = (await start_gateway()).standin
+    chat = new_chat()
+    await set_age(standin, chat, "over-2y")
+    before = len(standin.sent)
+
+    await standin.deliver(standin.text_message("/my_data", chat_id=chat, message_id=1))
+    [*_, my_data] = await standin.wait_for_sent(before + 1)
+    assert replies.MY_DATA["ru"]["age"].format(age="старше 2 лет") in my_data.text
+    await standin.deliver(standin.text_message("/delete_my_data", chat_id=chat, message_id=2))
+    [*_, deleted] = await standin.wait_for_sent(before + 2)
+    assert replies.AGE_DELETED["ru"][True] in deleted.text
+    assert await database.count("chat_settings", "chat_id = :c", c=chat) == 0
+    await standin.deliver(standin.text_message("/my_data", chat_id=chat, message_id=3))
+    [*_, nothing] = await standin.wait_for_sent(before + 3)
+    assert nothing.text == replies.MY_DATA["ru"]["none"]
 
 
 async def _count_is(database: DatabaseProbe, table: str, where: str, expected: int, **params) -> bool:
