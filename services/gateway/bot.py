@@ -310,12 +310,17 @@ async def on_context_tap(query: CallbackQuery, callback_data: ContextCallback, s
 
 
 async def edit_in_place(message: Message, text: str, keyboard: InlineKeyboardMarkup) -> None:
-    """Edit the bot's message; an edit that changes nothing (a double tap) is not an error."""
+    """Edit the bot's message; an edit that changes nothing (a double tap) is not an error.
+
+    A message Telegram will not edit any more (deleted, too old) is logged: the tap is stored either way.
+    """
     try:
         await message.edit_text(text, reply_markup=keyboard)
     except TelegramBadRequest as error:
         if NOT_MODIFIED not in str(error):
-            raise
+            log.warning(
+                "could not edit message %s in chat %s: %s", message.message_id, message.chat.id, error
+            )
 
 
 # --- settings and the user's data -------------------------------------------------------------------------
