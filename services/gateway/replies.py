@@ -58,7 +58,7 @@ LABEL_NAMES: dict[Language, dict[str, str]] = {
     },
 }
 
-# Short names, for the "why" lines («по звуку: похоже на усталость»).
+# Short names, for the "why" lines («по звуку: больше обычного похоже на усталость»).
 SHORT_LABEL_NAMES: dict[Language, dict[str, str]] = {
     "ru": {
         "hungry": "голод",
@@ -146,7 +146,7 @@ CONTEXT_NOTES: dict[Language, dict[tuple[str, str], str]] = {
 WHY: dict[Language, dict[str, str]] = {
     "ru": {
         "title": "Почему так:",
-        "audio": "по звуку: похоже на {reason}",
+        "audio": "по звуку: больше обычного похоже на {reason}",
         "audio_at_chance": "по звуку: эта запись не помогла различить причины, поэтому ответ опирается "
         "{rests_on}",
         "rests_on_age": "на возраст малыша",
@@ -165,7 +165,7 @@ WHY: dict[Language, dict[str, str]] = {
     },
     "en": {
         "title": "Why:",
-        "audio": "by the sound: like {reason}",
+        "audio": "by the sound: more like {reason} than usual",
         "audio_at_chance": "by the sound: this recording did not tell the reasons apart, so the answer rests "
         "{rests_on}",
         "rests_on_age": "on the baby's age",

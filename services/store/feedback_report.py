@@ -31,6 +31,8 @@ Z_95 = 1.959963984540054
 
 @dataclass(frozen=True)
 class ClassAccuracy:
+    """Right answers out of rated ones, for one reason or (``by_evidence``) one way of combining evidence."""
+
     label: str
     rated: int
     right: int
@@ -39,21 +41,8 @@ class ClassAccuracy:
     def accuracy(self) -> float:
         return self.right / self.rated if self.rated else 0.0
 
-
-@dataclass(frozen=True)
-class EvidenceAccuracy:
-    """How often the answer recomputed from some of the evidence named the reason the parent confirmed."""
-
-    evidence: str
-    known: int
-    right: int
-
-    @property
-    def accuracy(self) -> float:
-        return self.right / self.known if self.known else 0.0
-
     def interval(self) -> tuple[float, float]:
-        return wilson_interval(self.right, self.known)
+        return wilson_interval(self.right, self.rated)
 
 
 @dataclass(frozen=True)
@@ -64,7 +53,7 @@ class FeedbackReport:
     by_reported: list[ClassAccuracy]
     # (predicted, reported) -> answers, for answers whose real reason is known.
     confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
-    by_evidence: list[EvidenceAccuracy] = field(default_factory=list)
+    by_evidence: list[ClassAccuracy] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
@@ -91,7 +80,7 @@ def build_report(answers: list[RatedAnswer], config: EvidenceConfig | None = Non
     )
 
 
-def accuracy_by_evidence(answers: list[RatedAnswer], config: EvidenceConfig) -> list[EvidenceAccuracy]:
+def accuracy_by_evidence(answers: list[RatedAnswer], config: EvidenceConfig) -> list[ClassAccuracy]:
     """Right / known for the sound alone, the sound with the age, and with the age and the context."""
     known = [a for a in answers if a.reported_label is not None and a.audio_probabilities]
     variants: list[tuple[str, bool, bool]] = [
@@ -100,9 +89,9 @@ def accuracy_by_evidence(answers: list[RatedAnswer], config: EvidenceConfig) -> 
         ("audio + age + context", True, True),
     ]
     return [
-        EvidenceAccuracy(
-            evidence=name,
-            known=len(known),
+        ClassAccuracy(
+            label=name,
+            rated=len(known),
             right=sum(recomputed_top(a, config, with_age, with_context) == a.reported_label for a in known),
         )
         for name, with_age, with_context in variants
@@ -182,12 +171,12 @@ def _confusion_table(confusion: Counter[tuple[str, str]]) -> list[str]:
     return lines
 
 
-def _evidence_table(rows: list[EvidenceAccuracy]) -> list[str]:
-    if not rows or rows[0].known == 0:
+def _evidence_table(rows: list[ClassAccuracy]) -> list[str]:
+    if not rows or rows[0].rated == 0:
         return ["  (none)"]
     lines = [f"  {'evidence':<22} {'right':>6} {'n':>6} {'accuracy':>9}  95% interval (Wilson)"]
     for row in rows:
         low, high = row.interval()
         interval = f"[{low:.1%}, {high:.1%}]"
-        lines.append(f"  {row.evidence:<22} {row.right:>6} {row.known:>6} {row.accuracy:>9.1%}  {interval}")
+        lines.append(f"  {row.label:<22} {row.right:>6} {row.rated:>6} {row.accuracy:>9.1%}  {interval}")
     return lines

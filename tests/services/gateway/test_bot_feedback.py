@@ -139,7 +139,7 @@ def test_the_report_recomputes_each_answer_from_the_sound_the_age_and_the_contex
     ]
     report = build_report(rated, EVIDENCE_CONFIG)
 
-    assert [(row.evidence, row.right, row.known) for row in report.by_evidence] == [
+    assert [(row.label, row.right, row.rated) for row in report.by_evidence] == [
         ("audio alone", 1, 4),
         ("audio + age", 2, 4),
         ("audio + age + context", 4, 4),

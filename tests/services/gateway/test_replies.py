@@ -51,7 +51,7 @@ def test_ok_says_what_to_try_and_shows_three_bars_and_why() -> None:
         "Скорее всего: голод (62%).\n" + replies.HEADLINES["ru"]["what_to_try"].split("{")[0]
     )
     assert replies.EXPLANATIONS["ru"]["hungry"] not in ru
-    assert "Почему так:\n• по звуку: похоже на усталость\n" in ru
+    assert "Почему так:\n• по звуку: больше обычного похоже на усталость\n" in ru
     assert replies.WHAT_PARENTS_TRY["ru"]["hungry"] in ru
     assert "██████░░░░  62% голод" in ru
     assert "██░░░░░░░░  18% усталость, хочет спать" in ru
@@ -60,14 +60,14 @@ def test_ok_says_what_to_try_and_shows_three_bars_and_why() -> None:
     assert replies.HEADLINES["ru"]["feedback"] in ru
     assert en.startswith("Most likely: hunger (62%).")
     assert replies.WHAT_PARENTS_TRY["en"]["hungry"] in en and "62% hunger" in en
-    assert "• by the sound: like tiredness" in en
+    assert "• by the sound: more like tiredness than usual" in en
     assert replies.WHY["ru"]["taps"] in ru and replies.WHY["en"]["taps"] in en
 
 
 def test_the_explanation_of_the_sound_is_shown_when_the_sound_points_there() -> None:
     text = replies.render_result(result("ok", "ru", SOUNDS_HUNGRY))
     assert text.startswith("Скорее всего: голод (92%).\n" + replies.EXPLANATIONS["ru"]["hungry"])
-    assert "• по звуку: похоже на голод" in text
+    assert "• по звуку: больше обычного похоже на голод" in text
 
 
 @pytest.mark.parametrize("label", ["hungry", "tired", "discomfort", "belly_pain", "burping"])
@@ -246,7 +246,7 @@ def test_sound_with_age_and_context_keeps_each_source_apart() -> None:
     text = replies.render_result(result("not_sure", "ru", PROBABILITIES), told)
     assert text.startswith(replies.HEADLINES["ru"]["not_sure"])
     assert why_of(text) == [
-        "• по звуку: похоже на усталость",
+        "• по звуку: больше обычного похоже на усталость",
         "• по возрасту (0–4 недели): чаще голод, реже срыгивание",
         "• " + replies.CONTEXT_NOTES["ru"][("nappy", "not_checked")],  # the config's order of questions
         "• по времени без сна: вероятнее усталость",
@@ -257,7 +257,7 @@ def test_a_small_shift_is_left_out() -> None:
     # 1–2 h since the feed lowers hunger by 0.8 only: 1.19x against the other reasons' average, under 1.2x.
     told = replies.AnswerContext(context={"since_feed": "1_2h"})
     assert why_of(replies.render_result(result("ok", "en", SOUNDS_HUNGRY), told)) == [
-        "• by the sound: like hunger"
+        "• by the sound: more like hunger than usual"
     ]
 
 
