@@ -298,11 +298,15 @@ async def on_context_tap(query: CallbackQuery, callback_data: ContextCallback, s
     chat_id = query.message.chat.id
     request_id = cry_request_id(chat_id, callback_data.message_id)
     async with sessions() as session:
+        answer = await load_answer(session, request_id)
+        if answer is None or not replies.evidence_applies(answer.result):
+            await query.answer(words["gone"])  # deleted, another chat's, or an answer with no context buttons
+            return
         await repository.record_context_answer(
             session, request_id, chat_id, callback_data.question, callback_data.answer
         )
         answer = await load_answer(session, request_id)
-    if answer is None or not replies.asks_for_feedback(answer.result):
+    if answer is None:  # deleted in between
         await query.answer(words["gone"])
         return
     await edit_in_place(query.message, answer.text(), answer.keyboard())

@@ -290,3 +290,15 @@ def test_help_explains_the_taps_the_age_and_that_fright_is_not_supported(languag
         "en": ("one-tap buttons", "the baby's age", "Fright is not supported"),
     }
     assert all(phrase in help_text for phrase in words[language])
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_an_answer_with_every_source_fits_one_telegram_message(language) -> None:
+    config = load_evidence_config()
+    for band in config.age_bands:
+        for question, rule in config.rules.items():
+            for answer in rule.answers:
+                context = {q: r.answers[0] for q, r in config.rules.items()} | {question: answer}
+                told = replies.AnswerContext(band, context, invite_age=True)
+                text = replies.render_result(result("not_sure", language, PROBABILITIES), told)
+                assert len(text) <= 4096 and text.endswith(replies.DISCLAIMER[language])
