@@ -2,7 +2,9 @@
 
 1. A stack of its own (database and RabbitMQ vhost ``earshot_demo``, HTTP on 8090/8091) is set up and started,
    with the gateway's bot pointed at a local Telegram Bot API stand-in.
-2. A parent's voice note (``samples/cry/``) reaches the bot as a Telegram update; the bot's reply is printed.
+2. A parent's voice note (``samples/cry/``) reaches the bot as a Telegram update; the bot's reply is printed,
+   then the parent taps «🍼 >3 ч» (over three hours since the last feed) and the answer, edited in place, is
+   printed again.
 3. A client app posts a playback track (``samples/playback/``) with a fresh API key; its ``skip_kws``
    intervals are fetched from the store and printed.
 """
@@ -29,6 +31,7 @@ DEMO_CHAT_ID = 777
 CRY_SAMPLE = REPO_ROOT / "samples" / "cry" / "hungry-donateacry.ogg"
 PLAYBACK_SAMPLE = REPO_ROOT / "samples" / "playback" / "keyword.flac"
 ANSWER_TIMEOUT_S = 180.0
+CONTEXT_TAP = "🍼 >3 ч"
 
 
 async def run_demo() -> None:
@@ -67,7 +70,21 @@ async def send_voice_note(standin: TelegramStandIn, stack: Stack) -> None:
     await standin.deliver(message)
     answer = await wait_for_answer(standin, stack)
     print("    The bot answers:\n")
-    print("\n".join(f"    | {line}" for line in answer.text.splitlines()))
+    print_quoted(answer.text)
+    await tap_context_button(standin, answer, CONTEXT_TAP)
+
+
+async def tap_context_button(standin: TelegramStandIn, answer: SentMessage, button_text: str) -> None:
+    """The parent taps one context button; the bot edits its answer in place with that context."""
+    callback_data = answer.button(button_text)["callback_data"]
+    await standin.tap(answer, callback_data)
+    await standin.wait_for(lambda: standin.current_text(answer.chat_id, answer.message_id) != answer.text)
+    print(f"    The parent taps «{button_text}» (over 3 h since the last feed); the answer now reads:\n")
+    print_quoted(standin.current_text(answer.chat_id, answer.message_id))
+
+
+def print_quoted(text: str) -> None:
+    print("\n".join(f"    | {line}" for line in text.splitlines()))
     print()
 
 
