@@ -15,6 +15,8 @@ TEMPERATURE_GRID = np.exp(np.linspace(np.log(0.25), np.log(8.0), 121))
 CRY_REJECTION_BUDGET = 0.04
 # "not sure" must still leave this share of cries with an answer.
 MIN_COVERAGE = 0.5
+# Equal-width bins of the top probability for the expected calibration error and the reliability plot.
+RELIABILITY_BINS = 10
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -42,13 +44,44 @@ def clip_probabilities(
 def fit_temperature(window_logits: np.ndarray, owner: np.ndarray, targets: np.ndarray) -> float:
     """Temperature minimising the clip-level negative log-likelihood."""
     losses = [
-        _nll(clip_probabilities(window_logits, owner, len(targets), t), targets) for t in TEMPERATURE_GRID
+        log_loss(clip_probabilities(window_logits, owner, len(targets), t), targets) for t in TEMPERATURE_GRID
     ]
     return float(TEMPERATURE_GRID[int(np.argmin(losses))])
 
 
-def _nll(probabilities: np.ndarray, targets: np.ndarray) -> float:
+def log_loss(probabilities: np.ndarray, targets: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true classes (probabilities clipped at 1e-12)."""
     return float(-np.mean(np.log(np.clip(probabilities[np.arange(len(targets)), targets], 1e-12, 1))))
+
+
+def reliability_bins(
+    probabilities: np.ndarray, targets: np.ndarray, bins: int = RELIABILITY_BINS
+) -> list[tuple[float, float, float]]:
+    """(share of clips, mean top probability, accuracy) per non-empty bin of the top probability.
+
+    The one binning behind both the expected calibration error and the reliability plot.
+    """
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == targets
+    edges = np.linspace(0, 1, bins + 1)
+    rows = []
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            rows.append(
+                (float(inside.mean()), float(confidence[inside].mean()), float(correct[inside].mean()))
+            )
+    return rows
+
+
+def expected_calibration_error(probabilities: np.ndarray, targets: np.ndarray) -> float:
+    """Share-weighted gap between the top probability and the accuracy over RELIABILITY_BINS bins."""
+    return float(
+        sum(
+            share * abs(confidence - accuracy)
+            for share, confidence, accuracy in reliability_bins(probabilities, targets)
+        )
+    )
 
 
 def risk_coverage(probabilities: np.ndarray, targets: np.ndarray) -> list[tuple[float, float, float]]:

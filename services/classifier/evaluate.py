@@ -2,7 +2,9 @@
 
 Everything is measured on out-of-fold predictions of 5-fold cross-validation grouped by app instance
 (Donate-a-Cry) or freesound clip (ESC), the same folds for every model: the majority-class baseline,
-the reference baseline CNN and the shipped architecture. Thresholds and temperature are read from the
+the reference baseline CNN and the shipped architecture; then the audio beside the age prior and their
+combination (evidence_eval.py), a shuffled-reason model for what chance looks like, and a codec-matched
+reason model for the platform confound (codec_matched.py). Thresholds and temperature are read from the
 shipped ONNX metadata. Intervals are 95% group-bootstrap intervals (metrics.py).
 """
 
@@ -16,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.classifier import calibration, gate, metrics
+from services.classifier import calibration, codec_matched, evidence_eval, gate, metrics
+from services.classifier.age_prior import age_prior_from_clips
 from services.classifier.dataset import Clip, load_corpus
 from services.classifier.features import PHONE_SAMPLE_RATE
 from services.classifier.inference import CryModelSession
@@ -32,12 +35,14 @@ from services.classifier.train import (
     reason_task,
 )
 from services.classifier.training import FitConfig
+from services.common.evidence import load_evidence_config
 
 # The reference baseline as published: plain cross-entropy, no augmentation, the first window of each clip.
 BASELINE_CONFIG = FitConfig(
     epochs=8, views_per_clip=1, learning_rate=1e-3, balance_classes=False, augment=False
 )
 RISK_COVERAGE_POINTS = (0.0, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8)
+RELIABILITY_PLOT = "reports/reliability.png"  # relative to the model card
 
 
 @dataclass
@@ -137,8 +142,8 @@ def calibration_section(
     lines = ["| | log loss | expected calibration error |", "| --- | --- | --- |"]
     for name, t in (("uncalibrated (T = 1)", 1.0), (f"temperature T = {temperature:.2f}", temperature)):
         probabilities = reason_probabilities(oof, len(targets), t)
-        loss = -np.mean(np.log(np.clip(probabilities[np.arange(len(targets)), targets], 1e-12, 1)))
-        lines.append(f"| {name} | {loss:.3f} | {expected_calibration_error(probabilities, targets):.3f} |")
+        ece = calibration.expected_calibration_error(probabilities, targets)
+        lines.append(f"| {name} | {calibration.log_loss(probabilities, targets):.3f} | {ece:.3f} |")
     probabilities = reason_probabilities(oof, len(targets), temperature)
     confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == targets
     lines += [
@@ -159,18 +164,6 @@ def calibration_section(
             f"{f1:.3f} |"
         )
     return lines
-
-
-def expected_calibration_error(probabilities: np.ndarray, targets: np.ndarray, bins: int = 10) -> float:
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == targets
-    edges = np.linspace(0, 1, bins + 1)
-    error = 0.0
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
-        inside = (confidence > low) & (confidence <= high)
-        if inside.any():
-            error += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
-    return float(error)
 
 
 GATE_POOLS = {
@@ -280,6 +273,90 @@ def scared_section(corpus: list[Clip], settings: ClassifierSettings, log: Callab
     ]
 
 
+def shuffled_reason_task(reasons: Task, seed: int) -> Task:
+    """The reason task with its reasons permuted across clips: a model of it can learn nothing. The strata,
+    hence the folds, stay the real ones."""
+    targets = np.random.default_rng(seed).permutation(reasons.targets)
+    return dataclasses.replace(reasons, name=f"{reasons.name}_shuffled", targets=targets)
+
+
+def codec_matched_evidence(
+    reasons: Task, folds: np.ndarray, settings: ClassifierSettings, log: Callable[[str], None]
+) -> tuple[np.ndarray, float, dict[str, tuple[float, float, float]]]:
+    """The codec-matched reason model's calibrated out-of-fold probabilities and temperature (fitted on its
+    own out-of-fold logits, as training does), and the platform probe before and after the codec match."""
+    matched_clips = codec_matched.codec_matched_clips(reasons.clips, settings, log)
+    matched_oof = cross_validate(codec_matched.codec_matched_task(reasons, matched_clips), settings, log=log)
+    if not np.array_equal(matched_oof["folds"], folds):
+        raise RuntimeError("the codec-matched cross-validation did not reproduce the reason model's folds")
+    temperature = calibration.fit_temperature(
+        matched_oof["window_logits"], matched_oof["owner"], reasons.targets
+    )
+    groups = [c.group for c in reasons.clips]
+    platforms = [c.platform for c in reasons.clips]
+    auc = {
+        features: codec_matched.platform_auc(
+            codec_matched.reason_statistics(clips), platforms, folds, groups, settings.seed
+        )
+        for features, clips in (
+            ("reason statistics as recorded", reasons.clips),
+            ("reason statistics after the codec match", matched_clips),
+        )
+    }
+    return reason_probabilities(matched_oof, len(reasons.targets), temperature), temperature, auc
+
+
+def evidence_inputs(
+    reasons: Task,
+    reason_oof: dict[str, np.ndarray],
+    temperature: float,
+    settings: ClassifierSettings,
+    log: Callable[[str], None],
+) -> evidence_eval.EvidenceInputs:
+    """The out-of-fold arrays of "Reasons with age and context": fold-fitted age priors, their combination
+    with the audio (the shipped temperature), the shuffled-reason model that shows what chance looks like,
+    and the codec-matched reason model."""
+    config = load_evidence_config()
+    if age_prior_from_clips(reasons.clips, REASON_LABELS, config).counts != config.age_prior.counts:
+        raise ValueError(
+            "services/common/age_prior.json is stale: run python -m services.classifier age-prior"
+        )
+    folds, n_clips = reason_oof["folds"], len(reasons.targets)
+    audio = reason_probabilities(reason_oof, n_clips, temperature)
+    priors = evidence_eval.fold_age_priors(reasons.clips, folds, REASON_LABELS, config)
+    no_age = evidence_eval.age_prior_probabilities(reasons.clips, folds, priors, config, by_age=False)
+    shuffled_oof = cross_validate(shuffled_reason_task(reasons, settings.seed), settings, log=log)
+    shuffled = reason_probabilities(shuffled_oof, n_clips, temperature)
+    shuffled_ratio = float(
+        np.quantile(evidence_eval.audio_departure(shuffled, no_age), evidence_eval.CHANCE_QUANTILE)
+    )
+    ratios = evidence_eval.chance_ratios(config, shuffled_ratio)
+    combined, at_chance = evidence_eval.combined_probabilities(
+        audio, reasons.clips, folds, priors, config, ratios
+    )
+    matched, matched_temperature, auc = codec_matched_evidence(reasons, folds, settings, log)
+    by_age = evidence_eval.age_prior_probabilities(reasons.clips, folds, priors, config, by_age=True)
+    return evidence_eval.EvidenceInputs(
+        labels=tuple(REASON_LABELS),
+        targets=reasons.targets,
+        groups=[c.group for c in reasons.clips],
+        platforms=np.array([c.platform for c in reasons.clips]),
+        rows={
+            evidence_eval.AUDIO: audio,
+            evidence_eval.AGE_PRIOR: by_age,
+            evidence_eval.COMBINED: combined,
+            evidence_eval.NO_AGE: no_age,
+            evidence_eval.SHUFFLED: shuffled,
+            evidence_eval.CODEC_MATCHED: matched,
+        },
+        at_chance=at_chance,
+        platform_auc=auc,
+        codec_temperature=matched_temperature,
+        shuffled_chance_ratio=shuffled_ratio,
+        untagged_clips=sum(config.band_of_corpus_code(c.age_code or "") is None for c in reasons.clips),
+    )
+
+
 def write_model_card(settings: ClassifierSettings, log: Callable[[str], None] = print) -> None:
     from services.classifier.model_card import render_model_card
 
@@ -332,8 +409,13 @@ def write_model_card(settings: ClassifierSettings, log: Callable[[str], None] = 
             choose_cry_threshold(gate_training, unbalanced_result),
         ),
     )
+    evidence = evidence_inputs(reasons, reason_oof, metadata.temperature, settings, log)
+    evidence_eval.write_reliability_plot(evidence, settings.model_card_path.parent / RELIABILITY_PLOT)
     sections = {
         "reasons": reason_section(reasons, results, settings.seed),
+        "evidence": evidence_eval.evidence_section(
+            evidence, load_evidence_config(), settings.seed, RELIABILITY_PLOT
+        ),
         "calibration": calibration_section(
             reasons, reason_oof, metadata.temperature, metadata.not_sure_threshold
         ),

@@ -38,6 +38,11 @@ def balanced_accuracy(targets: np.ndarray, predictions: np.ndarray, n_classes: i
     return float(np.mean(recalls))
 
 
+def accuracy(targets: np.ndarray, predictions: np.ndarray, n_classes: int) -> float:
+    """Share of clips answered right (n_classes is unused; it keeps the other clip metrics' signature)."""
+    return float(np.mean(targets == predictions))
+
+
 Metric = Callable[[np.ndarray], float]  # index array of clips -> value
 
 

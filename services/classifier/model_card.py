@@ -159,6 +159,10 @@ def render_model_card(
         f"answer at "
         f"least {MIN_COVERAGE:.0%} of cries.",
         "",
+        "## Reasons with age and context",
+        "",
+        *sections["evidence"],
+        "",
         "## `scared`",
         "",
         *sections["scared"],
