@@ -11,6 +11,29 @@ import contextlib
 import socket
 
 import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+# Messages a WebSocket may have waiting for the app before its socket stops being read.
+WS_QUEUED_MESSAGES_MAX = 16
+
+
+class QueueingWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, pausing the socket only once ``WS_QUEUED_MESSAGES_MAX`` messages wait.
+
+    The stock protocol stops reading after every message and starts again when the app takes it: two
+    epoll system calls per message, about a quarter of the gateway's event loop with 50 streams of 20 ms
+    chunks (py-spy). A client that sends faster than the app reads is still held back, a few messages
+    later; reading resumes, as before, once the app has taken every waiting message.
+    """
+
+    def send_receive_event_to_app(self) -> None:
+        paused = self.read_paused
+        self.read_paused = True  # the stock method pauses reading unless it is paused already
+        super().send_receive_event_to_app()
+        self.read_paused = paused
+        if not paused and self.queue.qsize() >= WS_QUEUED_MESSAGES_MAX:
+            self.read_paused = True
+            self.transport.pause_reading()
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -35,6 +58,7 @@ class BackgroundServer:
             timeout_graceful_shutdown=10,
             log_config=None,
             ws_per_message_deflate=False,
+            ws=QueueingWebSocketProtocol,
         )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None

@@ -7,10 +7,11 @@ interval and the stream's ``track_id`` (sha256 of all audio bytes), and closes. 
 and published to the store exactly like a kws worker's, so ``GET skip-kws`` and a later ``POST /v1/tracks``
 of the same bytes are answered from the store.
 
-Decoding and the model run in one bounded thread pool shared by all streams, one chunk at a time per
-stream, so the event loop only moves bytes. Nothing of the audio is kept: the bytes are hashed as they pass.
-Every limit ends the stream with a close code and a reason; a client that vanishes loses its stream and
-nothing is stored.
+Decoding and the model run in one bounded thread pool shared by all streams, one scan at a time per
+stream, so the event loop only moves bytes; scans that wait for a thread go to it together
+(``ScanBatcher``), so a busy gateway pays one thread handoff per batch, not one per stream. Nothing of
+the audio is kept: the bytes are hashed as they pass. Every limit ends the stream with a close code and a
+reason; a client that vanishes loses its stream and nothing is stored.
 """
 
 from __future__ import annotations
@@ -90,6 +91,68 @@ class StreamModels:
         return self.spotter
 
 
+Outcome = tuple[bool, Any]  # (True, the value) or (False, the exception)
+
+
+def _run_each(works: list[Callable[[], Any]]) -> list[Outcome]:
+    """Run every work in turn, in one pool thread, and say how each ended."""
+    outcomes: list[Outcome] = []
+    for work in works:
+        try:
+            outcomes.append((True, work()))
+        except Exception as failure:
+            outcomes.append((False, failure))
+    return outcomes
+
+
+@dataclass
+class ScanBatcher:
+    """The streams' decoding and model calls in the pool: at once while a thread is free, else in batches.
+
+    A scan submitted while every inference thread is busy waits, and all that waited go to the next free
+    thread as one job. Handing work to a thread and its result back costs the event loop more than a
+    short scan (a future, a self-pipe wake-up, callbacks); under load one handoff now serves many streams.
+    """
+
+    executor: ThreadPoolExecutor
+    threads: int
+    waiting: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = field(default_factory=list)
+    running: int = 0
+
+    async def run(self, work: Callable[[], T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self.waiting.append((work, future))
+        self._start_next()
+        return await future
+
+    def _start_next(self) -> None:
+        if not self.waiting or self.running >= self.threads:
+            return
+        batch, self.waiting = self.waiting, []
+        self.running += 1
+        job = asyncio.get_running_loop().run_in_executor(
+            self.executor, _run_each, [work for work, _ in batch]
+        )
+        job.add_done_callback(partial(self._finished, [future for _, future in batch]))
+
+    def _finished(
+        self, futures: list[asyncio.Future[Any]], job: asyncio.Future[list[tuple[bool, Any]]]
+    ) -> None:
+        self.running -= 1
+        if job.cancelled() or job.exception() is not None:
+            outcomes = [(False, job.exception() or RuntimeError("the scan was cancelled"))] * len(futures)
+        else:
+            outcomes = job.result()
+        for future, (ok, value) in zip(futures, outcomes, strict=True):
+            if future.done():  # its stream went away meanwhile
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        self._start_next()
+
+
 @dataclass
 class StreamService:
     """What every stream of one gateway shares: the model, the inference threads and the per-key counts."""
@@ -97,12 +160,14 @@ class StreamService:
     settings: GatewaySettings
     models: StreamModels
     executor: ThreadPoolExecutor
+    scans: ScanBatcher
     open_per_key: Counter[int] = field(default_factory=Counter)
 
     @classmethod
     def start(cls, settings: GatewaySettings) -> StreamService:
-        executor = ThreadPoolExecutor(settings.stream_inference_threads, thread_name_prefix="stream-kws")
-        return cls(settings, StreamModels(KeywordSpotter.load()), executor)
+        threads = settings.stream_inference_threads
+        executor = ThreadPoolExecutor(threads, thread_name_prefix="stream-kws")
+        return cls(settings, StreamModels(KeywordSpotter.load()), executor, ScanBatcher(executor, threads))
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -140,6 +205,35 @@ class StreamScan:
         if self.detector.samples_seen == 0:
             raise AudioRejected("empty", "the stream ended without audio samples")
         return self.detector.finish()
+
+
+@dataclass
+class StreamInbox:
+    """Audio received and not yet scanned; ``ready`` is set once a model run's worth is here, or at the end.
+
+    ``ended`` is True after the client's ``end``, or the exception that ended the stream.
+    """
+
+    scan_hop_bytes: int
+    held: bytearray = field(default_factory=bytearray)
+    received: int = 0
+    ended: bool | BaseException | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add(self, chunk: bytes) -> None:
+        self.held += chunk
+        self.received += len(chunk)
+        if len(self.held) >= self.scan_hop_bytes:
+            self.ready.set()
+
+    def end(self, why: bool | BaseException) -> None:
+        self.ended = why
+        self.ready.set()
+
+    def take(self) -> bytes:
+        audio = bytes(self.held)
+        self.held.clear()
+        return audio
 
 
 def interval_message(interval: SkipInterval) -> dict[str, object]:
@@ -257,53 +351,49 @@ class StreamSession:
         await _close(self.websocket, CLOSE_DONE, "done")
 
     async def _scan_as_received(self, scan: StreamScan) -> None:
-        """Receive and scan side by side until ``end``; chunks that queue up meanwhile are scanned together.
+        """Receive and scan side by side until ``end``; audio that arrives meanwhile is scanned together.
 
-        Under load a stream's chunks pile up while it waits for an inference thread, and the next scan takes
-        them all at once: one model call instead of many, so a busy gateway sheds per-call overhead
-        instead of falling further behind. The inbox is bounded by the stream's byte limit.
+        The receiver only appends to ``inbox`` (no per-message queue item or wake-up) and wakes the scanner
+        once a model run's worth has gathered. Under load a stream's audio piles up while it waits for an
+        inference thread, and the next scan takes it all at once: one model call instead of many, so a busy
+        gateway sheds per-call overhead instead of falling further behind. The inbox is bounded by the
+        stream's byte limit.
         """
-        inbox: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        inbox = StreamInbox(scan.scan_hop_bytes)
         receiver = asyncio.create_task(self._receive_into(inbox))
-        held = b""  # raw PCM too short for a model run stays here rather than visiting the pool
         try:
             while True:
-                batch = [await inbox.get()]
-                while isinstance(batch[-1], bytes) and not inbox.empty():
-                    batch.append(inbox.get_nowait())
-                held += b"".join(item for item in batch if isinstance(item, bytes))
-                last = batch[-1]
-                if held and (len(held) >= scan.scan_hop_bytes or not isinstance(last, bytes)):
-                    audio, held = held, b""
+                await inbox.ready.wait()
+                inbox.ready.clear()
+                ended, audio = inbox.ended, inbox.take()  # what arrives during the scan waits for the next
+                if audio:
                     for interval in await self._in_pool(partial(scan.push, audio), scan):
                         await self._send(interval_message(interval))
-                if isinstance(last, BaseException):
-                    raise last
-                if last is None:
+                if isinstance(ended, BaseException):
+                    raise ended
+                if ended:
                     return
         finally:
             receiver.cancel()
 
-    async def _receive_into(self, inbox: asyncio.Queue[bytes | BaseException | None]) -> None:
-        """Audio chunks into ``inbox``, then None at ``end``, or the error that ended the stream."""
-        received = 0
+    async def _receive_into(self, inbox: StreamInbox) -> None:
+        """Audio chunks into ``inbox`` until ``end``, or the error that ended the stream."""
         try:
             while (chunk := await self._receive_audio()) is not None:
-                received += len(chunk)
-                if received > self.settings.stream_max_bytes:
+                if inbox.received + len(chunk) > self.settings.stream_max_bytes:
                     limit_mb = self.settings.stream_max_bytes / 1e6
                     raise StreamClosed(
                         CLOSE_TOO_BIG, f"the stream is larger than the limit of {limit_mb:.1f} MB"
                     )
-                inbox.put_nowait(chunk)
-            inbox.put_nowait(None)
+                inbox.add(chunk)
+            inbox.end(True)
         except Exception as ended:  # a close, a disconnect, or a failure the scanning side reports
-            inbox.put_nowait(ended)
+            inbox.end(ended)
 
     async def _in_pool(self, work: Callable[[], T], scan: StreamScan) -> T:
         """Run decoding and the model off the event loop; a bad chunk or a limit becomes a close."""
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self.streams.executor, work)
+            result = await self.streams.scans.run(work)
         except AudioRejected as rejected:
             raise StreamClosed(CLOSE_BAD_AUDIO, f"{rejected.code}: {rejected.detail}") from rejected
         limit_s = self.settings.stream_max_duration_s
