@@ -69,18 +69,22 @@ class VoiceModel(Contract):
 
 class KwsJob(Contract):
     """A playback track to scan for the wake word. ``track_id`` is the sha256 of the audio bytes; with
-    ``voice`` the track is scanned with that enrolled voice's head instead of the base model's."""
+    ``voice`` the track is scanned with that enrolled voice's head instead of the base model's.
+    ``model_version`` is the version the scan was claimed for; a worker running another refuses it."""
 
     contract: Literal["KwsJob.v1"] = "KwsJob.v1"
     track_id: Sha256Hex
     audio: AudioPayload
     voice: VoiceModel | None = None
+    model_version: str | None = None
     received_at: datetime = Field(default_factory=utc_now)
 
 
-def scan_key(track_id: str, voice_id: str | None) -> str:
-    """A scan job's key (in logs and the errors table): the track, plus the voice when there is one."""
-    return f"{track_id}:{voice_id}" if voice_id else track_id
+def scan_key(track_id: str, voice_id: str | None, model_version: str | None = None) -> str:
+    """A scan job's key (in logs and the errors table): the track, plus the voice when there is one, plus
+    the model version it was claimed for (``<track>[:<voice>][@<version>]``)."""
+    key = f"{track_id}:{voice_id}" if voice_id else track_id
+    return f"{key}@{model_version}" if model_version else key
 
 
 class EnrollmentClipPayload(Contract):

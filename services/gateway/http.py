@@ -23,11 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import UploadFile
 
 from services.common.audio import AudioErrorCode
-from services.common.contracts import VOICE_ID_PATTERN, VoiceModel
+from services.common.contracts import VOICE_ID_PATTERN
 from services.common.metrics import instrument_app
 from services.gateway.jobs import JobSubmitter
 from services.gateway.settings import GatewaySettings
-from services.gateway.streams import StreamService, add_stream_route
+from services.gateway.streams import StreamService, VoiceUnusable, add_stream_route
 from services.store import repository
 from services.store.models import ApiKey
 
@@ -64,8 +64,8 @@ class GatewayHttp:
     submitter: JobSubmitter
     sessions: async_sessionmaker[AsyncSession]
     broker: AbstractRobustConnection
+    streams: StreamService  # also the kws model whose version every scan is claimed for
     webhook: TelegramWebhook | None = None
-    streams: StreamService | None = None
 
 
 class UploadTooLarge(Exception):
@@ -91,18 +91,24 @@ def create_app(gateway: GatewayHttp) -> FastAPI:
         api_key = await authenticate(gateway, request)
         if isinstance(api_key, JSONResponse):
             return api_key
-        voice = None
-        if voice_id is not None:
-            voice = await scan_voice(gateway, voice_id, api_key.id)
-            if isinstance(voice, JSONResponse):
-                return voice
+        models = gateway.streams.models
+        try:
+            model = (
+                models.base
+                if voice_id is None
+                else await models.for_voice(gateway.sessions, voice_id, api_key.id)
+            )
+        except VoiceUnusable as unusable:
+            return error(unusable.status, unusable.code, unusable.message)
         try:
             audio = await read_upload(request, limit)
         except UploadTooLarge:
             return error(413, "too_large", f"The upload is larger than the limit of {limit / 1e6:.1f} MB.")
         except UnsupportedUpload as unsupported:
             return error(unsupported.status, unsupported.code, unsupported.message)
-        admission = await gateway.submitter.submit_track(audio, api_key.id, settings.track_limits, voice)
+        admission = await gateway.submitter.submit_track(
+            audio, api_key.id, settings.track_limits, model.version, model.voice
+        )
         log.info("track %s: %s", admission.key, admission.outcome)
         if admission.rejection is not None:
             rejection = admission.rejection
@@ -130,8 +136,7 @@ def create_app(gateway: GatewayHttp) -> FastAPI:
         ready = all(checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
-    if gateway.streams is not None:
-        add_stream_route(app, gateway.streams, gateway.sessions, gateway.submitter)
+    add_stream_route(app, gateway.streams, gateway.sessions, gateway.submitter)
     if gateway.webhook is not None:
         add_webhook_route(app, settings.telegram_webhook_path, gateway.webhook)
     from services.gateway.voices import add_voice_routes  # that module builds on this one
@@ -150,19 +155,6 @@ async def authenticate(gateway: GatewayHttp, request: Request) -> ApiKey | JSONR
     if api_key is None:
         return error(401, "invalid_api_key", "This API key is not valid.")
     return api_key
-
-
-async def scan_voice(gateway: GatewayHttp, voice_id: str, api_key_id: int) -> VoiceModel | JSONResponse:
-    """The enrolled voice a track is to be scanned with, or the answer to send when it cannot be used."""
-    async with gateway.sessions() as session:
-        voice = await repository.find_voice(session, voice_id, api_key_id)
-    if voice is None:
-        return error(404, "unknown_voice", f"No voice {voice_id} for this API key.")
-    if voice.status != "ready":
-        return error(
-            409, "voice_not_ready", f"Voice {voice_id} is {voice.status}; see GET /v1/voices/{voice_id}."
-        )
-    return VoiceModel(voice_id=voice_id, head=voice.head)
 
 
 def add_webhook_route(app: FastAPI, path: str, webhook: TelegramWebhook) -> None:

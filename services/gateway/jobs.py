@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.common.amqp import Publisher
 from services.common.audio import AudioLimits, AudioRejected
-from services.common.blobs import BlobSettings, write_blob
+from services.common.blobs import BlobSettings, delete_blob, write_blob
 from services.common.contracts import (
     AudioPayload,
     CryJob,
@@ -209,49 +209,58 @@ class JobSubmitter:
         return None
 
     async def submit_track(
-        self, audio: bytes, api_key_id: int, limits: AudioLimits, voice: VoiceModel | None = None
+        self,
+        audio: bytes,
+        api_key_id: int,
+        limits: AudioLimits,
+        model_version: str,
+        voice: VoiceModel | None = None,
     ) -> Admission:
-        """Check a playback track and publish a ``KwsJob`` keyed by its sha256, once per distinct audio
-        (and, with ``voice``, once per distinct audio and voice)."""
+        """Check a playback track and publish a ``KwsJob`` keyed by its sha256, once per distinct audio,
+        voice and model version: a track scanned before by an older model, or another voice, is scanned
+        again, a repeat is answered from the store."""
         track_id = track_id_of(audio)
         bind_ids(track_id=track_id)
         voice_id = voice.voice_id if voice else None
         try:
             await asyncio.to_thread(probe_duration, audio, limits)
-        except AudioRejected as rejection:
+        except AudioRejected as rejection:  # bad audio for any model: the key names no version
             await self.record_rejection("kws.scan", scan_key(track_id, voice_id), rejection)
             return Admission("rejected", track_id, rejection)
         async with all_or_nothing(self._engine) as session:
-            if voice_id is not None:
-                claimed = await repository.claim_voice_track(session, voice_id, track_id)
-            else:
-                claimed = await repository.claim_track(session, track_id, len(audio), api_key_id)
-            if not claimed:
+            await repository.claim_track(session, track_id, len(audio), api_key_id)
+            if not await repository.claim_scan(session, track_id, voice_id, model_version):
                 return Admission("duplicate", track_id)
-            job = KwsJob(track_id=track_id, audio=self._payload(audio), voice=voice)
-            key = scan_key(track_id, voice_id)
+            payload = self._payload(audio)
+            job = KwsJob(track_id=track_id, audio=payload, voice=voice, model_version=model_version)
+            key = scan_key(track_id, voice_id, model_version)
             await self._publisher.publish(job, JOBS_EXCHANGE, KWS_SCAN_QUEUE, message_id=key)
         return Admission("accepted", track_id)
 
     async def submit_stream_result(self, result: KwsResult, size_bytes: int, api_key_id: int) -> Outcome:
-        """Claim a streamed track and hand its result to the store, once per distinct audio.
+        """Claim a streamed track's scan and hand its result to the store, once per distinct audio, voice
+        and model version.
 
         The stream was scanned as it arrived, so there is no job: the result goes straight to the results
-        exchange, as a kws worker would publish it. Audio claimed before (a POST or an earlier stream) keeps
-        the answer it already has.
+        exchange, as a kws worker would publish it. A scan claimed before (a POST or an earlier stream with
+        the same voice and model) keeps the answer it already has.
         """
+        track_id, voice_id, version = result.track_id, result.voice_id, result.model_version
+        if version is None:
+            raise ValueError("a stream's result must name the model version it was scanned with")
         async with all_or_nothing(self._engine) as session:
-            if not await repository.claim_track(session, result.track_id, size_bytes, api_key_id):
+            await repository.claim_track(session, track_id, size_bytes, api_key_id)
+            if not await repository.claim_scan(session, track_id, voice_id, version):
                 return "duplicate"
-            await self._publisher.publish(
-                result, RESULTS_EXCHANGE, KWS_RESULT_KEY, message_id=result.track_id
-            )
+            key = scan_key(track_id, voice_id, version)
+            await self._publisher.publish(result, RESULTS_EXCHANGE, KWS_RESULT_KEY, message_id=key)
         return "accepted"
 
     async def submit_enrollment(
         self, voice_id: str, api_key_id: int, clips: list[EnrollmentClip], free_speech_s: float, seed: int
     ) -> None:
-        """Record the voice (owned by ``api_key_id``) and publish its ``KwsEnrollJob``, both or neither."""
+        """Record the voice (owned by ``api_key_id``, with its clips' blobs) and publish its ``KwsEnrollJob``,
+        both or neither; neither deletes the blobs again."""
         payloads = [
             EnrollmentClipPayload(
                 name=clip.name, audio=self._payload(clip.audio), keyword=clip.keyword, span_ms=clip.span_ms
@@ -259,10 +268,18 @@ class JobSubmitter:
             for clip in clips
         ]
         keyword_clips = sum(clip.keyword for clip in clips)
-        async with all_or_nothing(self._engine) as session:
-            await repository.claim_voice(session, voice_id, api_key_id, keyword_clips, free_speech_s)
-            job = KwsEnrollJob(voice_id=voice_id, clips=payloads, seed=seed)
-            await self._publisher.publish(job, JOBS_EXCHANGE, KWS_ENROLL_QUEUE, message_id=voice_id)
+        blobs = [payload.audio.blob_sha256 for payload in payloads if payload.audio.blob_sha256]
+        try:
+            async with all_or_nothing(self._engine) as session:
+                await repository.claim_voice(
+                    session, voice_id, api_key_id, keyword_clips, free_speech_s, blobs
+                )
+                job = KwsEnrollJob(voice_id=voice_id, clips=payloads, seed=seed)
+                await self._publisher.publish(job, JOBS_EXCHANGE, KWS_ENROLL_QUEUE, message_id=voice_id)
+        except BaseException:
+            for blob in blobs:  # no job will read them, and no voice row lists them
+                delete_blob(blob, self._blob_dir)
+            raise
 
     async def record_rejection(
         self, job_kind: JobKind, key: str, rejection: AudioRejected | EnrollmentRejected

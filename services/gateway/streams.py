@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,10 +35,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.audio import AudioRejected
-from services.common.contracts import utc_now
+from services.common.contracts import VOICE_ID_PATTERN, VoiceModel, utc_now
 from services.common.stream_audio import StreamFormat, UnsupportedFormat, open_decoder
 from services.gateway.jobs import JobSubmitter
 from services.gateway.settings import GatewaySettings
+from services.kws.enrollment import VoiceHead
 from services.kws.intervals import SkipInterval
 from services.kws.spotter import KeywordSpotter, KwsScan
 from services.kws.streaming import StreamingDetector
@@ -58,7 +60,9 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_SERVER_ERROR = 1011
 CLOSE_UNAUTHORISED = 4401
+CLOSE_UNKNOWN_VOICE = 4404
 CLOSE_IDLE = 4408
+CLOSE_VOICE_NOT_READY = 4409
 CLOSE_TOO_MANY_STREAMS = 4429
 
 
@@ -81,14 +85,64 @@ class StartMessage(BaseModel):
     channels: int = 1
 
 
+class VoiceUnusable(Exception):
+    """A ``voice_id`` a scan cannot use: unknown to this key (404), or not ready to scan with (409)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class ScanModel:
+    """What one scan runs with: the spotter (the base model, or with a voice's head) and that voice."""
+
+    spotter: KeywordSpotter
+    voice: VoiceModel | None = None
+
+    @property
+    def version(self) -> str:
+        """The version its answers are stored under: the base model's, plus the voice head's fingerprint."""
+        return self.spotter.model_version
+
+    @property
+    def voice_id(self) -> str | None:
+        return self.voice.voice_id if self.voice else None
+
+
 @dataclass
-class StreamModels:
-    """The models streams run on, chosen in one place (a per-request choice would go in ``select``)."""
+class KwsModels:
+    """The base spotter, loaded once from its ONNX file, and enrolled voices' heads on top of it.
+
+    ``POST /v1/tracks`` and ``WS /v1/streams`` both choose their model here, so a ``voice_id`` follows one
+    set of rules: another key's voice is as unknown as no voice, and a voice is used only when it is ready
+    and was fitted on the base model this gateway runs.
+    """
 
     spotter: KeywordSpotter
 
-    def select(self, websocket: WebSocket) -> KeywordSpotter:
-        return self.spotter
+    @property
+    def base(self) -> ScanModel:
+        return ScanModel(self.spotter)
+
+    async def for_voice(self, sessions: Sessions, voice_id: str, api_key_id: int) -> ScanModel:
+        async with sessions() as session:
+            voice = await repository.find_voice(session, voice_id, api_key_id)
+        if voice is None:
+            raise VoiceUnusable(404, "unknown_voice", f"No voice {voice_id} for this API key.")
+        if voice.status != "ready" or voice.head is None:
+            raise VoiceUnusable(
+                409, "voice_not_ready", f"Voice {voice_id} is {voice.status}; see GET /v1/voices/{voice_id}."
+            )
+        head = VoiceHead.from_json_dict(voice.head)
+        if head.base_model_version != self.spotter.metadata.version:
+            raise VoiceUnusable(
+                409,
+                "voice_outdated",
+                f"Voice {voice_id} was fitted on model {head.base_model_version}, not "
+                f"{self.spotter.metadata.version}: enroll it again.",
+            )
+        return ScanModel(self.spotter.with_voice(head), VoiceModel(voice_id=voice_id, head=voice.head))
 
 
 Outcome = tuple[bool, Any]  # (True, the value) or (False, the exception)
@@ -158,7 +212,7 @@ class StreamService:
     """What every stream of one gateway shares: the model, the inference threads and the per-key counts."""
 
     settings: GatewaySettings
-    models: StreamModels
+    models: KwsModels
     executor: ThreadPoolExecutor
     scans: ScanBatcher
     open_per_key: Counter[int] = field(default_factory=Counter)
@@ -167,7 +221,7 @@ class StreamService:
     def start(cls, settings: GatewaySettings) -> StreamService:
         threads = settings.stream_inference_threads
         executor = ThreadPoolExecutor(threads, thread_name_prefix="stream-kws")
-        return cls(settings, StreamModels(KeywordSpotter.load()), executor, ScanBatcher(executor, threads))
+        return cls(settings, KwsModels(KeywordSpotter.load()), executor, ScanBatcher(executor, threads))
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -279,6 +333,7 @@ class StreamSession:
 
     async def run(self) -> None:
         api_key_id = await self._authenticate()
+        model = await self._scan_model(api_key_id)
         if self.streams.open_per_key[api_key_id] >= self.settings.stream_max_per_key:
             raise StreamClosed(
                 CLOSE_TOO_MANY_STREAMS,
@@ -286,7 +341,7 @@ class StreamSession:
             )
         self.streams.open_per_key[api_key_id] += 1
         try:
-            await self._stream(api_key_id)
+            await self._stream(api_key_id, model)
         finally:
             self.streams.open_per_key[api_key_id] -= 1
             if self.streams.open_per_key[api_key_id] <= 0:
@@ -302,9 +357,23 @@ class StreamSession:
             raise StreamClosed(CLOSE_UNAUTHORISED, "this API key is not valid")
         return api_key.id
 
-    async def _stream(self, api_key_id: int) -> None:
+    async def _scan_model(self, api_key_id: int) -> ScanModel:
+        """The base model, or the ``?voice_id=`` voice's; a voice that cannot be used closes the stream
+        before any audio is taken."""
+        voice_id = self.websocket.query_params.get("voice_id")
+        if voice_id is None:
+            return self.streams.models.base
+        if re.fullmatch(VOICE_ID_PATTERN, voice_id) is None:
+            raise StreamClosed(CLOSE_POLICY, "voice_id must be a voice_id as POST /v1/voices returned it")
+        try:
+            return await self.streams.models.for_voice(self.sessions, voice_id, api_key_id)
+        except VoiceUnusable as unusable:
+            code = CLOSE_UNKNOWN_VOICE if unusable.status == 404 else CLOSE_VOICE_NOT_READY
+            raise StreamClosed(code, unusable.message) from None
+
+    async def _stream(self, api_key_id: int, model: ScanModel) -> None:
         received_at = utc_now()
-        spotter = self.streams.models.select(self.websocket)
+        spotter = model.spotter
         scan = StreamScan(
             self._declared_format(await self._receive_start()),
             StreamingDetector.with_lookahead_ms(
@@ -318,7 +387,8 @@ class StreamSession:
             {
                 "type": "started",
                 "protocol": PROTOCOL_VERSION,
-                "model_version": spotter.metadata.version,
+                "model_version": model.version,
+                "voice_id": model.voice_id,
                 "sample_rate": spotter.metadata.sample_rate,
                 "limits": {
                     "max_duration_s": self.settings.stream_max_duration_s,
@@ -332,7 +402,7 @@ class StreamSession:
         result = await self._in_pool(scan.finish, scan)
         track_id = scan.sha256.hexdigest()
         outcome = await self.submitter.submit_stream_result(
-            result.to_result(track_id, received_at), scan.bytes_received, api_key_id
+            result.to_result(track_id, received_at, model.voice_id), scan.bytes_received, api_key_id
         )
         answer = result.to_json_dict()
         await self._send(
@@ -342,6 +412,7 @@ class StreamSession:
                 "duration_ms": answer["duration_ms"],
                 "intervals": answer["intervals"],
                 "model_version": answer["model_version"],
+                "voice_id": model.voice_id,
                 "threshold": answer["threshold"],
                 "stored": outcome == "accepted",
             }

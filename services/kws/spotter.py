@@ -151,14 +151,16 @@ class KeywordSpotter:
 
 @dataclass
 class StreamingScorer:
-    """Chunk-by-chunk frame scores with explicit state; the same scores as ``SpotterModel.frame_scores``.
+    """Chunk-by-chunk frame scores with explicit state; the same scores as ``KeywordSpotter.feature_scores``
+    over the whole track, through the shipped head or an enrolled voice's ``head``.
 
-    A score frame needs ``context_frames`` feature frames on each side, so a frame's score is emitted
-    once that much right context has arrived (or at ``finish``), computed over a slice that starts
-    ``context_frames`` before it.
+    A score frame needs ``context_frames`` feature frames on each side, and a voice's head also reads the
+    embeddings of ``head_frames`` score frames on each side; so a frame's score is emitted once that much
+    right context has arrived (or at ``finish``), computed over a slice that starts that much before it.
     """
 
     model: SpotterModel
+    head: VoiceHead | None = None
     features: StreamingLogMel = field(default_factory=StreamingLogMel)
     buffer: np.ndarray = field(default_factory=lambda: np.zeros((0, N_MELS), np.float32))
     buffer_start: int = 0  # index of buffer[0] among all feature frames so far
@@ -180,8 +182,8 @@ class StreamingScorer:
         self.buffer = np.concatenate([self.buffer, features])
         total = self.buffer_start + len(self.buffer)
         stride = self.stride
-        ready = max(self.emitted, (total - 1 - self.model.metadata.context_frames) // stride + 1)
-        return self._emit(ready)
+        exact_until = (total - 1 - self.model.metadata.context_frames) // stride + 1 - self.head_frames
+        return self._emit(max(self.emitted, exact_until))
 
     def finish(self) -> np.ndarray:
         """The remaining scores at the end of the stream (right edge padded like the offline scan)."""
@@ -192,20 +194,32 @@ class StreamingScorer:
     def stride(self) -> int:
         return int(round(self.model.metadata.score_hop_ms / self.model.metadata.feature_hop_ms))
 
+    @property
+    def head_frames(self) -> int:
+        """Score frames on each side whose embeddings a voice's head reads (0 for the shipped head)."""
+        return 0 if self.head is None else max(abs(offset) for offset in self.head.offsets)
+
+    def _scores(self, features: np.ndarray) -> np.ndarray:
+        if self.head is None:
+            return self.model.frame_scores(features)
+        return self.head.frame_scores(self.model.frame_embeddings(features))
+
+    def _first_needed(self) -> int:
+        """The first feature frame the next exact score needs (a multiple of the stride)."""
+        start = max(0, (self.emitted - self.head_frames) * self.stride - self.model.metadata.context_frames)
+        return start - start % self.stride
+
     def _emit(self, until: int) -> np.ndarray:
         if len(self.buffer) == 0:
             return np.zeros(0, np.float32)
-        context = self.model.metadata.context_frames
-        start = max(0, self.emitted * self.stride - context)
-        start -= start % self.stride
-        scores = self.model.frame_scores(self.buffer[start - self.buffer_start :])
+        start = self._first_needed()
+        scores = self._scores(self.buffer[start - self.buffer_start :])
         first = self.emitted - start // self.stride
         until = max(until, self.emitted)
         new = scores[first : first + until - self.emitted]
         self.tentative = scores[first + until - self.emitted :]
         self.emitted = until
-        keep_from = max(0, self.emitted * self.stride - context)
-        keep_from -= keep_from % self.stride
+        keep_from = self._first_needed()
         self.buffer = self.buffer[keep_from - self.buffer_start :]
         self.buffer_start = keep_from
         return new

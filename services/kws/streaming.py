@@ -53,7 +53,7 @@ class StreamingDetector:
     pending: list[tuple[int, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.scorer = StreamingScorer(self.spotter.model)
+        self.scorer = StreamingScorer(self.spotter.model, self.spotter.head)
         if self.spotter.metadata.smoothing_frames % 2 == 0:
             raise ValueError("the streaming detector needs an odd, centred smoothing window")
 

@@ -27,11 +27,22 @@ from services.kws.enrollment import EnrollmentClip, GeneralBank, VoiceHead, alig
 from services.kws.spotter import KeywordSpotter
 
 
+class ModelMismatch(Exception):
+    """The job was claimed for a model version this worker does not run (a deployment out of step)."""
+
+
 def scan_job(spotter: KeywordSpotter, job: KwsJob, settings: WorkerSettings) -> KwsResult:
-    audio = job_audio(job.audio, settings)
+    """Scan the job's track with the base model or the job's voice; the answer is stored under this
+    worker's model version, which must be the one the scan was claimed for (else the job fails, retried
+    and then dead-lettered with the reason, rather than answering for a model nobody asked for)."""
     voice_id = job.voice.voice_id if job.voice else None
     if job.voice is not None:
         spotter = spotter.with_voice(VoiceHead.from_json_dict(job.voice.head))
+    if job.model_version is not None and job.model_version != spotter.model_version:
+        raise ModelMismatch(
+            f"the scan was claimed for model {job.model_version}; this worker runs {spotter.model_version}"
+        )
+    audio = job_audio(job.audio, settings)
     try:
         scan = spotter.scan(audio)
     except AudioRejected as rejected:
@@ -39,6 +50,7 @@ def scan_job(spotter: KeywordSpotter, job: KwsJob, settings: WorkerSettings) -> 
             track_id=job.track_id,
             voice_id=voice_id,
             status="rejected",
+            model_version=spotter.model_version,
             error_code=rejected.code,
             error_message=rejected.message,
             received_at=job.received_at,
@@ -123,7 +135,9 @@ def kws_job_specs(settings: WorkerSettings) -> list[JobSpec]:
             job_type=KwsJob,
             result_routing_key=KWS_RESULT_KEY,
             process=lambda job: scan_job(spotter, job, settings),
-            key=lambda job: scan_key(job.track_id, job.voice.voice_id if job.voice else None),
+            key=lambda job: scan_key(
+                job.track_id, job.voice.voice_id if job.voice else None, job.model_version
+            ),
             model_version=spotter.metadata.version,
         ),
         JobSpec(

@@ -6,10 +6,13 @@
   gateway sent it to the parent.
 - ``predictions``: the classifier's answer, one per request.
 - ``tracks``: one row per playback track a client posted, claimed by the gateway on its sha256.
-- ``kws_results``: the spotter's answer, one per (track, voice) (``done`` with intervals, or ``rejected``,
-  why); ``voice_id`` is '' for the base model.
+- ``kws_scans``: one row per scan asked for, claimed by the gateway on (track, voice, model version) before
+  it publishes the job (or stores a stream's result); the newest claim of a (track, voice) is the answer
+  that ``GET skip-kws`` serves, so a new model or voice never serves an older one's intervals.
+- ``kws_results``: the spotter's answer, one per (track, voice, model version) (``done`` with intervals, or
+  ``rejected``, why); ``voice_id`` is '' for the base model.
 - ``voices``: enrolled voices, one per ``POST /v1/voices``, owned by one API key: status, the adapted head
-  (the artefact) and its validation figures. ``voice_tracks``: claims of (voice, track) scans.
+  (the artefact), its validation figures and the blobs of its clips until the enrollment is settled.
 - ``errors``: jobs a worker gave up on (after its retries, or poison), one per job.
 
 The bot's tables (a chat is the user: the bot answers private chats):
@@ -113,15 +116,25 @@ class Track(Base):
     created_at: Mapped[datetime] = created_at_column()
 
 
+class KwsScanClaim(Base):
+    __tablename__ = "kws_scans"
+
+    track_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    voice_id: Mapped[str] = mapped_column(String(40), primary_key=True, server_default="")
+    model_version: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime] = created_at_column()
+
+
 class KwsResultRow(Base):
     __tablename__ = "kws_results"
 
     track_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     voice_id: Mapped[str] = mapped_column(String(40), primary_key=True, server_default="")
+    # '' only for answers stored before versions were part of the key (their rows said no version).
+    model_version: Mapped[str] = mapped_column(String(200), primary_key=True, server_default="")
     status: Mapped[str] = mapped_column(String(32), nullable=False)
     duration_ms: Mapped[int | None] = mapped_column(BigInteger)
     intervals: Mapped[list] = mapped_column(JSONB, nullable=False)
-    model_version: Mapped[str | None] = mapped_column(String(100))
     threshold: Mapped[float | None] = mapped_column(Float)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
@@ -145,18 +158,10 @@ class Voice(Base):
     validation: Mapped[dict | None] = mapped_column(JSONB)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # sha256 of the clips' blobs, so a failed enrollment (no result to list them) still deletes them.
+    clip_blobs: Mapped[list] = mapped_column(JSONB, nullable=False, server_default="[]")
     created_at: Mapped[datetime] = created_at_column()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class VoiceTrack(Base):
-    __tablename__ = "voice_tracks"
-
-    voice_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("voices.voice_id", ondelete="CASCADE"), primary_key=True
-    )
-    track_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    created_at: Mapped[datetime] = created_at_column()
 
 
 class JobError(Base):

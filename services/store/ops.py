@@ -50,7 +50,7 @@ _ANSWERED = """
     SELECT 'cry.classify' AS kind, processed_at, model_version,
            extract(epoch FROM processed_at - received_at) AS latency_s FROM predictions
     UNION ALL
-    SELECT 'kws.scan', processed_at, model_version,
+    SELECT 'kws.scan', processed_at, nullif(model_version, ''),
            extract(epoch FROM processed_at - received_at) FROM kws_results
 """
 LAST_HOUR_SQL = text(f"""

@@ -34,10 +34,10 @@ from services.store.models import (
     Feedback,
     JobError,
     KwsResultRow,
+    KwsScanClaim,
     Prediction,
     Track,
     Voice,
-    VoiceTrack,
 )
 
 API_KEY_PREFIX = "ek_"
@@ -71,7 +71,7 @@ async def claim_cry_request(
 
 
 async def claim_track(session: AsyncSession, track_id: str, size_bytes: int, api_key_id: int | None) -> bool:
-    """Record a posted track before its job is published; True only the first time this audio is seen."""
+    """Record a posted or streamed track's audio; True only the first time this audio is seen."""
     statement = (
         insert(Track)
         .values(track_id=track_id, size_bytes=size_bytes, api_key_id=api_key_id)
@@ -82,7 +82,12 @@ async def claim_track(session: AsyncSession, track_id: str, size_bytes: int, api
 
 
 async def claim_voice(
-    session: AsyncSession, voice_id: str, api_key_id: int, keyword_clips: int, free_speech_s: float
+    session: AsyncSession,
+    voice_id: str,
+    api_key_id: int,
+    keyword_clips: int,
+    free_speech_s: float,
+    clip_blobs: list[str] | None = None,
 ) -> bool:
     """Record an enrollment before its job is published; the voice belongs to ``api_key_id`` only."""
     statement = (
@@ -93,6 +98,7 @@ async def claim_voice(
             status="pending",
             keyword_clips=keyword_clips,
             free_speech_s=free_speech_s,
+            clip_blobs=clip_blobs or [],
         )
         .on_conflict_do_nothing()
         .returning(Voice.voice_id)
@@ -100,13 +106,14 @@ async def claim_voice(
     return await _inserted(session, statement)
 
 
-async def claim_voice_track(session: AsyncSession, voice_id: str, track_id: str) -> bool:
-    """Record a scan of a track with an enrolled voice; True only the first time for (voice, track)."""
+async def claim_scan(session: AsyncSession, track_id: str, voice_id: str | None, model_version: str) -> bool:
+    """Record a scan before its job is published (or a stream's result is stored); True only the first
+    time for (track, voice, model version), so a new model or voice scans again and a repeat does not."""
     statement = (
-        insert(VoiceTrack)
-        .values(voice_id=voice_id, track_id=track_id)
+        insert(KwsScanClaim)
+        .values(track_id=track_id, voice_id=voice_id or "", model_version=model_version)
         .on_conflict_do_nothing()
-        .returning(VoiceTrack.track_id)
+        .returning(KwsScanClaim.track_id)
     )
     return await _inserted(session, statement)
 
@@ -132,6 +139,7 @@ async def delete_voice(session: AsyncSession, voice_id: str, api_key_id: int) ->
     ).first()
     if deleted is not None:
         await session.execute(delete(KwsResultRow).where(KwsResultRow.voice_id == voice_id))
+        await session.execute(delete(KwsScanClaim).where(KwsScanClaim.voice_id == voice_id))
     await session.commit()
     return deleted is not None
 
@@ -167,26 +175,31 @@ async def store_enroll_result(session: AsyncSession, result: KwsEnrollResult) ->
             error_code=result.error_code,
             error_message=result.error_message,
             finished_at=result.processed_at,
+            clip_blobs=[],  # the result lists them; the store deletes them once this is written
         )
         .returning(Voice.voice_id)
     )
     return await _inserted(session, statement)
 
 
-async def mark_voice_failed(session: AsyncSession, failure: JobFailed) -> bool:
-    """A worker gave up on an enrollment: the voice says so (the errors row has the details too)."""
-    statement = (
+async def mark_voice_failed(session: AsyncSession, failure: JobFailed) -> list[str]:
+    """A worker gave up on an enrollment: the voice says so (the errors row has the details too). Returns
+    its clip blobs, to delete (none when the voice was settled or deleted before)."""
+    pending = (Voice.voice_id == failure.key) & (Voice.status == "pending")
+    blobs = await session.scalar(select(Voice.clip_blobs).where(pending).with_for_update())
+    await session.execute(
         update(Voice)
-        .where(Voice.voice_id == failure.key, Voice.status == "pending")
+        .where(pending)
         .values(
             status="failed",
             error_code=failure.error_code,
             error_message=failure.error_message,
             finished_at=failure.failed_at,
+            clip_blobs=[],
         )
-        .returning(Voice.voice_id)
     )
-    return await _inserted(session, statement)
+    await session.commit()
+    return list(blobs or [])
 
 
 # --- API keys -------------------------------------------------------------------------------------------
@@ -350,7 +363,7 @@ async def store_kws_result(session: AsyncSession, result: KwsResult) -> bool:
             status=result.status,
             duration_ms=result.duration_ms,
             intervals=[interval.model_dump() for interval in result.intervals],
-            model_version=result.model_version,
+            model_version=result.model_version or "",
             threshold=result.threshold,
             error_code=result.error_code,
             error_message=result.error_message,
@@ -418,31 +431,55 @@ class TrackStatus:
 
 
 async def track_status(session: AsyncSession, track_id: str, voice_id: str | None = None) -> TrackStatus:
-    """The state of a track's scan with the base model, or with ``voice_id``'s head."""
-    result = await session.get(KwsResultRow, (track_id, voice_id or ""))
+    """The state of a track's scan with the base model, or with ``voice_id``'s head.
+
+    The newest claim of (track, voice) says which model version's answer is due: its result, its errors
+    row, or pending. A result stored without a claim (written straight to the results exchange) is served
+    as it is, the newest first.
+    """
+    claim = await session.scalar(
+        select(KwsScanClaim)
+        .where(KwsScanClaim.track_id == track_id, KwsScanClaim.voice_id == (voice_id or ""))
+        .order_by(KwsScanClaim.created_at.desc(), KwsScanClaim.model_version.desc())
+        .limit(1)
+    )
+    if claim is None:
+        return await _unclaimed_status(session, track_id, voice_id)
+    return await _scan_status(session, track_id, voice_id, claim.model_version)
+
+
+async def _scan_status(
+    session: AsyncSession, track_id: str, voice_id: str | None, model_version: str
+) -> TrackStatus:
+    result = await session.get(KwsResultRow, (track_id, voice_id or "", model_version))
     if result is not None:
         return TrackStatus("done" if result.status == "done" else "rejected", result=result)
-    error = await session.scalar(
-        select(JobError).where(JobError.job_kind == "kws.scan", JobError.key == scan_key(track_id, voice_id))
+    key = scan_key(track_id, voice_id, model_version)
+    error = await session.scalar(select(JobError).where(JobError.job_kind == "kws.scan", JobError.key == key))
+    return TrackStatus("pending") if error is None else TrackStatus("failed", error=error)
+
+
+async def _unclaimed_status(session: AsyncSession, track_id: str, voice_id: str | None) -> TrackStatus:
+    result = await session.scalar(
+        select(KwsResultRow)
+        .where(KwsResultRow.track_id == track_id, KwsResultRow.voice_id == (voice_id or ""))
+        .order_by(KwsResultRow.processed_at.desc())
+        .limit(1)
     )
-    if error is not None:
-        return TrackStatus("failed", error=error)
-    claimed = (
-        await session.get(VoiceTrack, (voice_id, track_id))
-        if voice_id
-        else await session.get(Track, track_id)
-    )
-    return TrackStatus("pending") if claimed is not None else TrackStatus("unknown")
+    if result is not None:
+        return TrackStatus("done" if result.status == "done" else "rejected", result=result)
+    key = scan_key(track_id, voice_id)
+    error = await session.scalar(select(JobError).where(JobError.job_kind == "kws.scan", JobError.key == key))
+    return TrackStatus("unknown") if error is None else TrackStatus("failed", error=error)
 
 
 async def track_scans_pending(session: AsyncSession, track_id: str) -> bool:
-    """Whether any scan of this track (base or with a voice) still waits for its result: its blob stays."""
-    voice_ids = list(
-        await session.scalars(select(VoiceTrack.voice_id).where(VoiceTrack.track_id == track_id))
-    )
-    base = [None] if await session.get(Track, track_id) is not None else []
-    for voice_id in base + voice_ids:
-        if (await track_status(session, track_id, voice_id)).state == "pending":
+    """Whether any scan of this track (any voice, any model version) still waits for its answer: its
+    blob stays until then."""
+    claims = await session.scalars(select(KwsScanClaim).where(KwsScanClaim.track_id == track_id))
+    for claim in claims.all():
+        status = await _scan_status(session, track_id, claim.voice_id or None, claim.model_version)
+        if status.state == "pending":
             return True
     return False
 

@@ -7,7 +7,8 @@
 - ``KwsResult``: write the track's result, wake up long-polling HTTP clients, delete the track's blob.
 - ``KwsEnrollResult``: write the voice's head and validation figures (or why it was rejected), delete the
   clips' blobs.
-- ``JobFailed``: leave an errors row (and delete a failed track's blob; mark a failed enrollment's voice).
+- ``JobFailed``: leave an errors row (and delete a failed track's blob; mark a failed enrollment's voice
+  and delete its clips' blobs, which the voice row lists).
   For a parent's recording, publish a ``FailedReply`` once, exactly like a result's Reply, so the parent
   hears that it failed instead of nothing. (A recording the gateway refused at the edge also comes here;
   the gateway answered it already and marked the reply sent, so it drops that copy.)
@@ -146,7 +147,11 @@ class ResultWriter:
         else:
             await self._with_database(lambda session: repository.store_job_failure(session, result))
             if result.job_kind == "kws.enroll":
-                await self._with_database(lambda session: repository.mark_voice_failed(session, result))
+                blobs = await self._with_database(
+                    lambda session: repository.mark_voice_failed(session, result)
+                )
+                for blob in blobs:
+                    delete_blob(blob, self.settings.blob_dir)
             if result.job_kind == "kws.scan" and SHA256_HEX.fullmatch(result.key[:64]):
                 await self._track_settled(result.key[:64])
             if result.job_kind == "cry.classify" and not await self._publish_failure_reply(result):

@@ -47,8 +47,12 @@ def cry_job_by_reference(sha256: str, size_bytes: int) -> CryJob:
     )
 
 
-def kws_job(track_id: str, size_bytes: int) -> KwsJob:
-    return KwsJob(track_id=track_id, audio=AudioPayload(blob_sha256=track_id, size_bytes=size_bytes))
+def kws_job(track_id: str, size_bytes: int, model_version: str | None = None) -> KwsJob:
+    return KwsJob(
+        track_id=track_id,
+        audio=AudioPayload(blob_sha256=track_id, size_bytes=size_bytes),
+        model_version=model_version,
+    )
 
 
 def cry_result(status: str = "ok") -> CryResult:

@@ -71,7 +71,7 @@ async def test_skip_kws_long_poll_returns_the_result_as_soon_as_it_is_stored(
     await start_store(start_service, broker, store_url)
     track_id = unique_track_id()
     async with sessions() as session:
-        await repository.claim_track(session, track_id, 4321, None)
+        await repository.claim_scan(session, track_id, None, kws_done(track_id).model_version)
     url = f"{store_url}/v1/tracks/{track_id}/skip-kws"
     headers = {"X-API-Key": api_key}
 

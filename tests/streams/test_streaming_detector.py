@@ -8,8 +8,9 @@ import pytest
 from services.common.audio import AudioRejected, decode_audio
 from services.common.stream_audio import StreamFormat, UnsupportedFormat, open_decoder
 from services.gateway.settings import GatewaySettings
+from services.kws.enrollment import CONTEXT_OFFSETS, VoiceHead
 from services.kws.playback import PLAYBACK_DIR, committed_tracks, composed_track
-from services.kws.spotter import KeywordSpotter
+from services.kws.spotter import KeywordSpotter, StreamingScorer
 from services.kws.streaming import StreamingDetector
 from tests.audio_files import encode
 
@@ -65,6 +66,37 @@ def test_irregular_chunks_give_the_same_final_answer(spotter):
     sizes = list(np.random.default_rng(7).integers(1, 3000, size=200))
     _, final = run(StreamingDetector.with_lookahead_ms(spotter, 0), samples, sizes)
     assert final.to_json_dict() == spotter.scan_samples(samples).to_json_dict()
+
+
+def random_voice_head(spotter: KeywordSpotter, seed: int) -> VoiceHead:
+    """A voice head of the shipped shape with random weights: its scores are arbitrary, so equal stream and
+    batch scores cannot come from the shipped head's context alone."""
+    channels = spotter.model.frame_embeddings(np.zeros((200, 40), np.float32)).shape[1]
+    width = channels * len(CONTEXT_OFFSETS)
+    rng = np.random.default_rng(seed)
+    return VoiceHead(
+        spotter.metadata.version,
+        mean=np.zeros(width, np.float32),
+        scale=np.ones(width, np.float32),
+        weights=rng.normal(0, 0.2, width).astype(np.float32),
+        bias=-1.0,
+        threshold=0.5,
+        seed=seed,
+    )
+
+
+@pytest.mark.parametrize("chunk", [160, 333, 4000])
+def test_a_voice_heads_streamed_scores_equal_its_batch_scores(spotter, chunk):
+    voiced = spotter.with_voice(random_voice_head(spotter, seed=chunk))
+    samples = np.frombuffer(composed_track(2).pcm, "<i2").astype(np.float32) / 32768
+    scorer = StreamingScorer(voiced.model, voiced.head)
+    streamed = [scorer.push(samples[at : at + chunk]) for at in range(0, len(samples), chunk)]
+    streamed = np.concatenate([*streamed, scorer.finish()])
+    np.testing.assert_allclose(streamed, voiced.frame_scores(samples), atol=1e-5)
+    detector = StreamingDetector.with_lookahead_ms(voiced, DEFAULT_LOOKAHEAD_MS, DEFAULT_SCAN_HOP_MS)
+    _, final = run(detector, samples, [chunk] * (len(samples) // chunk))
+    assert final.to_json_dict() == voiced.scan_samples(samples).to_json_dict()
+    assert final.model_version == voiced.model_version != spotter.model_version
 
 
 @pytest.mark.parametrize(("container", "name"), [("ogg", "ogg_opus"), ("mp3", "mp3")])

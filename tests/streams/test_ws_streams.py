@@ -49,9 +49,11 @@ async def stream_all(url: str, key: str, data: bytes, chunk: int = 4096, **decla
         return await live.end()
 
 
-async def close_of(url: str, headers: dict[str, str], *messages: str | bytes) -> tuple[int, str]:
+async def close_of(
+    url: str, headers: dict[str, str], *messages: str | bytes, query: str = ""
+) -> tuple[int, str]:
     """Send raw messages on a raw connection and return the server's close code and reason."""
-    ws_url = url.replace("http://", "ws://") + "/v1/streams"
+    ws_url = url.replace("http://", "ws://") + "/v1/streams" + query
     async with websockets.connect(ws_url, additional_headers=headers) as connection:
         with pytest.raises(websockets.ConnectionClosed):  # the server may close before the last send
             for message in messages:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import websockets
@@ -53,6 +54,7 @@ class FinalResult:
     intervals: list[Interval]
     model_version: str
     stored: bool
+    voice_id: str | None = None
 
 
 class TrackError(Exception):
@@ -79,25 +81,31 @@ async def skip_kws(
     store_url: str | None = None,
     content_type: str = "application/octet-stream",
     timeout_s: float = 60.0,
+    voice_id: str | None = None,
 ) -> TrackResult:
-    """Post ``track`` to ``POST /v1/tracks`` and wait (long-polling the store) for its intervals."""
+    """Post ``track`` to ``POST /v1/tracks`` and wait (long-polling the store) for its intervals; with
+    ``voice_id`` (an enrolled voice of this key) the track is scanned with that voice."""
     headers = {API_KEY_HEADER: api_key}
+    voice = {"voice_id": voice_id} if voice_id else {}
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(headers=headers, timeout=timeout_s + 5) as client:
         posted = await client.post(
-            f"{gateway_url.rstrip('/')}/v1/tracks", content=track, headers={"Content-Type": content_type}
+            f"{gateway_url.rstrip('/')}/v1/tracks",
+            content=track,
+            headers={"Content-Type": content_type},
+            params=voice,
         )
         if posted.status_code != 202:
             raise _track_error(posted)
         answer = posted.json()
-        url = answer["skip_kws_url"]
+        url, params = answer["skip_kws_url"], {}
         if store_url is not None:
-            url = f"{store_url.rstrip('/')}/v1/tracks/{answer['track_id']}/skip-kws"
+            url, params = f"{store_url.rstrip('/')}/v1/tracks/{answer['track_id']}/skip-kws", voice
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TrackError(504, "timeout", f"no result for {answer['track_id']} in {timeout_s:.0f} s")
-            response = await client.get(url, params={"wait": min(remaining, 20.0)})
+            response = await client.get(url, params={**params, "wait": min(remaining, 20.0)})
             if response.status_code == 200:
                 body = response.json()
                 return TrackResult(
@@ -208,6 +216,7 @@ def _final(message: dict[str, Any]) -> FinalResult:
         intervals=[Interval.from_json(item) for item in message["intervals"]],
         model_version=message["model_version"],
         stored=message["stored"],
+        voice_id=message.get("voice_id"),
     )
 
 
@@ -220,11 +229,14 @@ async def stream(
     sample_rate: int | None = None,
     channels: int = 1,
     open_timeout_s: float = 10.0,
+    voice_id: str | None = None,
 ) -> AsyncIterator[LiveStream]:
-    """Open ``WS /v1/streams`` (``gateway_url`` may be http(s):// or ws(s)://) and declare the format."""
+    """Open ``WS /v1/streams`` (``gateway_url`` may be http(s):// or ws(s)://) and declare the format;
+    with ``voice_id`` (an enrolled voice of this key) the stream is scanned with that voice."""
     url = gateway_url.rstrip("/").replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    query = "?" + urlencode({"voice_id": voice_id}) if voice_id else ""
     connection = await websockets.connect(
-        url + STREAMS_PATH,
+        url + STREAMS_PATH + query,
         additional_headers={API_KEY_HEADER: api_key},
         open_timeout=open_timeout_s,
         compression=None,  # audio does not compress; deflate would only cost CPU on both ends

@@ -13,13 +13,17 @@ import zipfile
 import httpx
 import numpy as np
 import soundfile
+from earshot_client import stream
 from sqlalchemy import text
 
 from services.common.blobs import blob_path, sha256_hex
 from services.common.settings import REPO_ROOT
 from services.common.topology import KWS_ENROLL_QUEUE, KWS_SCAN_QUEUE
+from services.gateway.streams import CLOSE_POLICY, CLOSE_UNKNOWN_VOICE, CLOSE_VOICE_NOT_READY
 from tests.audio_files import encode
+from tests.services.gateway.conftest import TEST_INLINE_MAX_BYTES
 from tests.services.harness import eventually, wait_until_serving
+from tests.streams.test_ws_streams import close_of
 
 PLAYBACK_DIR = REPO_ROOT / "samples" / "playback"
 KEYWORD_SPAN = tuple(json.loads((PLAYBACK_DIR / "spans.json").read_text())["keyword.flac"])
@@ -212,3 +216,173 @@ async def test_bad_enrollment_sets_get_clear_errors_and_make_no_job(
         return await database.count("errors", "job_kind = 'kws.enroll'") == len(cases) + 1
 
     await eventually(refusals_recorded, 20, "an errors row per refused set")
+
+
+async def enrolled_voice(front: httpx.AsyncClient, store: httpx.AsyncClient, key: str) -> dict:
+    manifest, files = enrollment_set()
+    posted = await front.post("/v1/voices", headers={"X-API-Key": key}, **multipart(manifest, files))
+    assert posted.status_code == 202, posted.text
+    voice = await wait_for_voice(store, posted.json()["voice_id"], key)
+    assert voice["status"] == "ready", voice
+    return voice
+
+
+async def test_a_stream_with_a_voice_is_scanned_and_stored_with_that_voice(
+    start_gateway, start_service, store_url, broker, api_key, database
+) -> None:
+    gateway = await start_stack(start_gateway, start_service, store_url, broker)
+    headers = {"X-API-Key": api_key}
+    clip = soundfile.read(PLAYBACK_DIR / "keyword.flac", dtype="float32")[0]
+    ogg = encode(clip, 16000, "ogg")
+    async with (
+        httpx.AsyncClient(base_url=gateway.url, timeout=60) as front,
+        httpx.AsyncClient(base_url=store_url, timeout=60) as store,
+    ):
+        voice = await enrolled_voice(front, store, api_key)
+        voice_id = voice["voice_id"]
+        async with stream(gateway.url, api_key, format="ogg_opus", voice_id=voice_id) as live:
+            assert (live.started["voice_id"], live.started["model_version"]) == (
+                voice_id,
+                voice["model_version"],
+            )
+            for at in range(0, len(ogg), 1000):
+                await live.send(ogg[at : at + 1000])
+            final = await live.end()
+        assert (final.voice_id, final.model_version, final.stored) == (voice_id, voice["model_version"], True)
+        start, end = KEYWORD_SPAN
+        assert any(i.start_ms <= start and i.end_ms >= end for i in final.intervals)
+
+        served = await store.get(
+            f"/v1/tracks/{final.track_id}/skip-kws",
+            params={"wait": 20, "voice_id": voice_id},
+            headers=headers,
+        )
+        assert served.status_code == 200, served.text
+        assert served.json()["model_version"] == voice["model_version"]
+        assert served.json()["skip_kws"] == [
+            {"start_ms": i.start_ms, "end_ms": i.end_ms, "score": i.score} for i in final.intervals
+        ]
+        base = await store.get(f"/v1/tracks/{final.track_id}/skip-kws", headers=headers)
+        assert base.status_code == 404, "the stream was scanned with the voice only, not with the base model"
+        again = await front.post("/v1/tracks", params={"voice_id": voice_id}, content=ogg, headers=headers)
+        assert (again.status_code, again.json()["status"]) == (202, "duplicate")
+    assert await broker.drain(KWS_SCAN_QUEUE) == [], "the stored stream answered the POST: no job"
+    rows = await database.rows("SELECT voice_id FROM kws_results WHERE track_id = :t", t=final.track_id)
+    assert rows == [{"voice_id": voice_id}]
+
+
+async def test_a_voice_a_stream_cannot_use_closes_it_before_any_audio(
+    start_gateway, start_service, store_url, broker, api_key, sessions, database
+) -> None:
+    from services.store import repository
+
+    gateway = await start_stack(start_gateway, start_service, store_url, broker)
+    async with sessions() as session:
+        other_key = await repository.create_api_key(session, "another client")
+    async with (
+        httpx.AsyncClient(base_url=gateway.url, timeout=60) as front,
+        httpx.AsyncClient(base_url=store_url, timeout=60) as store,
+    ):
+        voice = await enrolled_voice(front, store, api_key)
+    voice_id = voice["voice_id"]
+    async with sessions() as session:
+        pending_id = "v_" + "1" * 32
+        owner = await repository.find_api_key(session, api_key)
+        await repository.claim_voice(session, pending_id, owner.id, 6, 8.0)
+        outdated_id = await outdated_copy(session, voice_id)
+    tracks_before = await database.count("tracks")
+    start_pcm = json.dumps({"type": "start", "format": "pcm_s16le", "sample_rate": 16000})
+    audio = b"\0" * 6400
+
+    async def close(key: str, query: str) -> tuple[int, str]:
+        return await close_of(gateway.url, {"X-API-Key": key}, start_pcm, audio, query=query)
+
+    code, reason = await close(other_key, f"?voice_id={voice_id}")
+    assert (code, reason) == (CLOSE_UNKNOWN_VOICE, f"No voice {voice_id} for this API key.")
+    assert (await close(api_key, "?voice_id=v_" + "0" * 32))[0] == CLOSE_UNKNOWN_VOICE
+    code, reason = await close(api_key, f"?voice_id={pending_id}")
+    assert code == CLOSE_VOICE_NOT_READY and "pending" in reason
+    code, reason = await close(api_key, f"?voice_id={outdated_id}")
+    assert code == CLOSE_VOICE_NOT_READY and "enroll it again" in reason
+    assert (await close(api_key, "?voice_id=marusya"))[0] == CLOSE_POLICY
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as front:
+        posted = await front.post(
+            "/v1/tracks",
+            params={"voice_id": outdated_id},
+            content=(PLAYBACK_DIR / "neither.flac").read_bytes(),
+            headers={"X-API-Key": api_key},
+        )
+    assert (posted.status_code, posted.json()["error"]) == (409, "voice_outdated")
+    assert await database.count("tracks") == tracks_before, "no audio was taken"
+    final = await stream_pcm(gateway.url, api_key, voice_id, audio)
+    assert final.voice_id == voice_id, "the voice's own key streams with it"
+
+
+async def outdated_copy(session, voice_id: str) -> str:
+    """A ready copy of the voice whose head says it was fitted on another base model."""
+    copy_id = "v_" + "2" * 32
+    await session.execute(
+        text(
+            "INSERT INTO voices (voice_id, api_key_id, status, keyword_clips, free_speech_s, head, "
+            "model_version) SELECT :copy, api_key_id, status, keyword_clips, free_speech_s, "
+            "jsonb_set(head, '{base_model_version}', '\"0.0.1+older\"'), model_version "
+            "FROM voices WHERE voice_id = :v"
+        ),
+        {"copy": copy_id, "v": voice_id},
+    )
+    await session.commit()
+    return copy_id
+
+
+async def stream_pcm(url: str, key: str, voice_id: str, pcm: bytes):
+    async with stream(url, key, format="pcm_s16le", sample_rate=16000, voice_id=voice_id) as live:
+        await live.send(pcm)
+        return await live.end()
+
+
+async def test_a_rejected_enrollment_leaves_no_clip_blobs(
+    start_gateway, start_service, store_url, broker, api_key, blob_dir
+) -> None:
+    gateway = await start_stack(start_gateway, start_service, store_url, broker)
+    manifest, files = enrollment_set()
+    manifest.append({"file": "neither.flac", "keyword": True})  # no keyword to align in it
+    manifest = [entry for entry in manifest if not (entry["file"] == "neither.flac" and not entry["keyword"])]
+    files["silence.wav"] = encode(np.zeros(16000 * 9, np.float32), 16000, "wav")
+    manifest.append({"file": "silence.wav", "keyword": False})
+    async with (
+        httpx.AsyncClient(base_url=gateway.url, timeout=60) as front,
+        httpx.AsyncClient(base_url=store_url, timeout=60) as store,
+    ):
+        posted = await front.post("/v1/voices", headers={"X-API-Key": api_key}, **multipart(manifest, files))
+        assert posted.status_code == 202, posted.text
+        assert min(map(len, files.values())) > TEST_INLINE_MAX_BYTES, "each clip goes as a blob"
+        voice = await wait_for_voice(store, posted.json()["voice_id"], api_key)
+    assert (voice["status"], voice["error"]["code"]) == ("rejected", "keyword_not_found"), voice
+    assert not clip_blobs_left(files, blob_dir)
+
+
+async def test_an_enrollment_given_up_after_its_attempts_leaves_no_clip_blobs(
+    start_gateway, start_service, store_url, broker, api_key, blob_dir, database
+) -> None:
+    await wait_until_serving(store_url, start_service("store"))
+    gateway = await start_gateway(max_upload_bytes=20_000_000, **GATEWAY_LIMITS)
+    manifest, files = enrollment_set()
+    async with (
+        httpx.AsyncClient(base_url=gateway.url, timeout=60) as front,
+        httpx.AsyncClient(base_url=store_url, timeout=60) as store,
+    ):
+        posted = await front.post("/v1/voices", headers={"X-API-Key": api_key}, **multipart(manifest, files))
+        assert posted.status_code == 202, posted.text
+        voice_id = posted.json()["voice_id"]
+        lost = blob_path(sha256_hex(files["kw3.wav"]), blob_dir)
+        lost.unlink()  # a clip the worker cannot read: every attempt fails
+        worker = start_service("kws", EARSHOT_MAX_ATTEMPTS="2", EARSHOT_RETRY_DELAY_S="0.2", **LIMITS)
+        await broker.wait_for_consumers(KWS_ENROLL_QUEUE, started=worker, timeout_s=60)
+        voice = await wait_for_voice(store, voice_id, api_key)
+    assert voice["status"] == "failed", voice
+    assert await database.count("errors", "job_kind = 'kws.enroll' AND key = :v", v=voice_id) == 1
+    assert not clip_blobs_left(files, blob_dir)
+
+
+def clip_blobs_left(files: dict[str, bytes], blob_dir) -> list[str]:
+    return [name for name, data in files.items() if blob_path(sha256_hex(data), blob_dir).exists()]
