@@ -241,11 +241,12 @@ class StreamScan:
         self.decoder = open_decoder(self.stream_format, self.detector.spotter.metadata.sample_rate)
 
     @property
-    def scan_hop_bytes(self) -> int:
-        """Raw PCM bytes worth one model run; 0 for compressed formats, whose duration is not known yet."""
+    def next_scan_bytes(self) -> int:
+        """Raw PCM bytes the detector waits for before its next model run; 0 for compressed formats, whose
+        duration is not known before decoding."""
         if self.stream_format.name != "pcm_s16le" or self.stream_format.sample_rate is None:
             return 0
-        frames = self.stream_format.sample_rate * self.detector.scan_hop_samples
+        frames = self.stream_format.sample_rate * self.detector.next_scan_samples
         return frames // self.detector.spotter.metadata.sample_rate * 2 * self.stream_format.channels
 
     def push(self, data: bytes) -> list[SkipInterval]:
@@ -263,12 +264,13 @@ class StreamScan:
 
 @dataclass
 class StreamInbox:
-    """Audio received and not yet scanned; ``ready`` is set once a model run's worth is here, or at the end.
+    """Audio received and not yet scanned; ``ready`` is set once the detector's next model run's worth is
+    here (``wake_bytes``), or at the end.
 
     ``ended`` is True after the client's ``end``, or the exception that ended the stream.
     """
 
-    scan_hop_bytes: int
+    wake_bytes: int
     held: bytearray = field(default_factory=bytearray)
     received: int = 0
     ended: bool | BaseException | None = None
@@ -277,7 +279,13 @@ class StreamInbox:
     def add(self, chunk: bytes) -> None:
         self.held += chunk
         self.received += len(chunk)
-        if len(self.held) >= self.scan_hop_bytes:
+        if len(self.held) >= self.wake_bytes:
+            self.ready.set()
+
+    def expect(self, wake_bytes: int) -> None:
+        """The detector's next run needs ``wake_bytes`` (it scans less often while nothing is near)."""
+        self.wake_bytes = wake_bytes
+        if self.held and len(self.held) >= wake_bytes:
             self.ready.set()
 
     def end(self, why: bool | BaseException) -> None:
@@ -381,6 +389,7 @@ class StreamSession:
                 self.settings.stream_lookahead_ms,
                 self.settings.stream_scan_hop_ms,
                 self.settings.stream_confirm_ms,
+                self.settings.stream_idle_scan_hop_ms,
             ),
         )
         await self._send(
@@ -430,7 +439,7 @@ class StreamSession:
         gateway sheds per-call overhead instead of falling further behind. The inbox is bounded by the
         stream's byte limit.
         """
-        inbox = StreamInbox(scan.scan_hop_bytes)
+        inbox = StreamInbox(scan.next_scan_bytes)
         receiver = asyncio.create_task(self._receive_into(inbox))
         try:
             while True:
@@ -440,6 +449,7 @@ class StreamSession:
                 if audio:
                     for interval in await self._in_pool(partial(scan.push, audio), scan):
                         await self._send(interval_message(interval))
+                    inbox.expect(scan.next_scan_bytes)
                 if isinstance(ended, BaseException):
                     raise ended
                 if ended:

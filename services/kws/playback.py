@@ -229,11 +229,18 @@ def report(verdicts: list[KeywordVerdict], prebuffer_ms: float) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class OwnGateway:
+    url: str
+    api_key: str
+    pid: int  # the gateway's process, whose CPU time the benchmark reads
+
+
 @asynccontextmanager
 async def own_gateway(
     name: str, http_port: int, store_port: int, settings: dict[str, str] | None = None
-) -> AsyncIterator[tuple[str, str]]:
-    """A stack of its own (store and gateway, fresh database and vhost ``name``): yields (url, api key).
+) -> AsyncIterator[OwnGateway]:
+    """A stack of its own (store and gateway, fresh database and vhost ``name``).
 
     ``settings`` adds ``EARSHOT_*`` variables (the benchmark raises the streams allowed per key).
     """
@@ -248,16 +255,19 @@ async def own_gateway(
         await stack.start(("store", "gateway"))
         await stack.wait_ready()
         key = await create_api_key(name, GatewaySettings(database_url=env["EARSHOT_DATABASE_URL"]))
-        yield stack.gateway_url, key
+        yield OwnGateway(stack.gateway_url, key, stack.services["gateway"].process.pid)
     finally:
         await stack.stop()
 
 
 async def run_playback_sim(prebuffer_ms: float, keywords: int, speed: float, chunk_ms: int) -> bool:
     """The committed clips and a composed track through a gateway of its own; True if all were in time."""
-    async with own_gateway("earshot_playback", 8094, 8095) as (url, key):
+    async with own_gateway("earshot_playback", 8094, 8095) as gateway:
         tracks = [*committed_tracks(), composed_track(keywords)]
-        runs = [await stream_track(track, url, key, ScaledClock(speed), chunk_ms) for track in tracks]
+        runs = [
+            await stream_track(track, gateway.url, gateway.api_key, ScaledClock(speed), chunk_ms)
+            for track in tracks
+        ]
     verdicts = [verdict for run in runs for verdict in judge(run, prebuffer_ms)]
     print(report(verdicts, prebuffer_ms))
     print(f"smallest pre-buffer that would have sufficed: {smallest_prebuffer_ms(runs):.0f} ms")

@@ -37,6 +37,10 @@ class StreamingDetector:
     # Samples gathered before the model runs again: each call costs about the same whatever its length
     # (it rescans the context), so a stream fed 10 ms chunks is scanned every ``scan_hop_samples``.
     scan_hop_samples: int = 0
+    # The same while nothing can be decided soon (no run open or pending, no score near the threshold):
+    # most of a stream is idle, and an interval is sent when its run closes, so scanning an idle stream
+    # less often costs no delay (see ``next_scan_samples``).
+    idle_scan_hop_samples: int = 0
     scorer: StreamingScorer = field(init=False)
     waiting: list[np.ndarray] = field(default_factory=list)
     waiting_samples: int = 0
@@ -59,16 +63,45 @@ class StreamingDetector:
 
     @classmethod
     def with_lookahead_ms(
-        cls, spotter: KeywordSpotter, lookahead_ms: float, scan_hop_ms: float = 0.0, confirm_ms: float = 200.0
+        cls,
+        spotter: KeywordSpotter,
+        lookahead_ms: float,
+        scan_hop_ms: float = 0.0,
+        confirm_ms: float = 200.0,
+        idle_scan_hop_ms: float | None = None,
     ) -> StreamingDetector:
-        """A detector with its look-ahead, scan hop and confirming context given in ms."""
+        """A detector with its look-ahead, scan hops (idle: the same unless given) and confirming context
+        given in ms."""
         metadata = spotter.metadata
 
         def frames(ms: float) -> int:
             return min(int(round(ms / metadata.feature_hop_ms)), metadata.context_frames)
 
-        hop = int(scan_hop_ms * metadata.sample_rate / 1000)
-        return cls(spotter, frames(lookahead_ms), hop, confirm_frames=frames(confirm_ms))
+        def samples(ms: float) -> int:
+            return int(ms * metadata.sample_rate / 1000)
+
+        idle_ms = scan_hop_ms if idle_scan_hop_ms is None else max(idle_scan_hop_ms, scan_hop_ms)
+        return cls(
+            spotter,
+            frames(lookahead_ms),
+            samples(scan_hop_ms),
+            samples(idle_ms),
+            confirm_frames=frames(confirm_ms),
+        )
+
+    @property
+    def deciding(self) -> bool:
+        """Whether an interval may be decided soon: a run is open or pending, or a score nears the
+        threshold (tentative scores are raw, the threshold applies to smoothed ones: close enough)."""
+        tentative = self.scorer.tentative
+        near = len(tentative) > 0 and float(tentative.max()) >= self.spotter.threshold
+        return self.run_first is not None or bool(self.pending) or near
+
+    @property
+    def next_scan_samples(self) -> int:
+        """Samples to gather before the model runs again (at least one)."""
+        hop = self.scan_hop_samples if self.deciding else self.idle_scan_hop_samples
+        return max(1, hop - self.waiting_samples)
 
     @property
     def settled_frames(self) -> int:
@@ -81,9 +114,10 @@ class StreamingDetector:
     def push(self, samples: np.ndarray) -> list[SkipInterval]:
         """Intervals decided by these samples (usually none); they may overlap earlier ones."""
         self.samples_seen += len(samples)
+        due = self.next_scan_samples
         self.waiting.append(samples)
         self.waiting_samples += len(samples)
-        if self.waiting_samples < max(1, self.scan_hop_samples):
+        if len(samples) < due:
             return []
         self._scan_waiting()
         self._settle()

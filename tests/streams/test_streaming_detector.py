@@ -16,6 +16,7 @@ from tests.audio_files import encode
 
 DEFAULT_LOOKAHEAD_MS = GatewaySettings.model_fields["stream_lookahead_ms"].default
 DEFAULT_SCAN_HOP_MS = GatewaySettings.model_fields["stream_scan_hop_ms"].default
+DEFAULT_IDLE_SCAN_HOP_MS = GatewaySettings.model_fields["stream_idle_scan_hop_ms"].default
 
 
 @pytest.fixture(scope="module")
@@ -41,24 +42,49 @@ def run(detector: StreamingDetector, samples: np.ndarray, sizes: list[int]):
 
 @pytest.mark.parametrize("track", [*committed_tracks(), composed_track(4)], ids=lambda track: track.name)
 @pytest.mark.parametrize(
-    ("chunk", "lookahead_ms", "scan_hop_ms"),
+    ("chunk", "lookahead_ms", "scan_hop_ms", "idle_scan_hop_ms"),
     [
-        (320, DEFAULT_LOOKAHEAD_MS, DEFAULT_SCAN_HOP_MS),
-        (160, DEFAULT_LOOKAHEAD_MS, 0),
-        (333, DEFAULT_LOOKAHEAD_MS, 0),
-        (4000, DEFAULT_LOOKAHEAD_MS, 0),
-        (320, 40, DEFAULT_SCAN_HOP_MS),
-        (320, 200, DEFAULT_SCAN_HOP_MS),
+        (320, DEFAULT_LOOKAHEAD_MS, DEFAULT_SCAN_HOP_MS, DEFAULT_IDLE_SCAN_HOP_MS),
+        (160, DEFAULT_LOOKAHEAD_MS, DEFAULT_SCAN_HOP_MS, DEFAULT_IDLE_SCAN_HOP_MS),
+        (160, DEFAULT_LOOKAHEAD_MS, 0, None),
+        (333, DEFAULT_LOOKAHEAD_MS, 0, None),
+        (4000, DEFAULT_LOOKAHEAD_MS, 0, None),
+        (320, 40, DEFAULT_SCAN_HOP_MS, None),
+        (320, DEFAULT_LOOKAHEAD_MS, 40, None),
+        (320, 200, DEFAULT_SCAN_HOP_MS, None),
     ],
 )
-def test_stream_equals_batch_on_the_committed_samples(spotter, track, chunk, lookahead_ms, scan_hop_ms):
+def test_stream_equals_batch_on_the_committed_samples(
+    spotter, track, chunk, lookahead_ms, scan_hop_ms, idle_scan_hop_ms
+):
     samples = np.frombuffer(track.pcm, "<i2").astype(np.float32) / 32768
     batch = spotter.scan_samples(samples)
-    detector = StreamingDetector.with_lookahead_ms(spotter, lookahead_ms, scan_hop_ms)
+    detector = StreamingDetector.with_lookahead_ms(
+        spotter, lookahead_ms, scan_hop_ms, idle_scan_hop_ms=idle_scan_hop_ms
+    )
     streamed, final = run(detector, samples, [chunk] * (len(samples) // chunk))
     assert final.to_json_dict() == batch.to_json_dict()
     assert within_one_hop(streamed, batch.intervals, spotter.metadata.score_hop_ms), (streamed, batch)
     assert len(batch.intervals) == len(track.keyword_spans_ms)
+
+
+def test_an_idle_stream_is_scanned_less_often_and_a_keyword_as_soon(spotter):
+    """Idle stretches are scanned every idle hop, and the keyword's interval comes out at the same chunk."""
+    samples = np.frombuffer(composed_track(2).pcm, "<i2").astype(np.float32) / 32768
+
+    def scanned(idle_scan_hop_ms: float) -> tuple[int, list[tuple[int, int, int]]]:
+        detector = StreamingDetector.with_lookahead_ms(
+            spotter, DEFAULT_LOOKAHEAD_MS, DEFAULT_SCAN_HOP_MS, idle_scan_hop_ms=idle_scan_hop_ms
+        )
+        sent = []
+        for at in range(0, len(samples), 320):
+            sent += [(at, i.start_ms, i.end_ms) for i in detector.push(samples[at : at + 320])]
+        return len(detector.exact), sent
+
+    runs, sent = scanned(DEFAULT_IDLE_SCAN_HOP_MS)
+    every_hop_runs, every_hop_sent = scanned(DEFAULT_SCAN_HOP_MS)
+    assert sent == every_hop_sent and len(sent) == 2
+    assert runs < 0.6 * every_hop_runs, (runs, every_hop_runs)
 
 
 def test_irregular_chunks_give_the_same_final_answer(spotter):
