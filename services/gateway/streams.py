@@ -189,12 +189,12 @@ class ScanBatcher:
         )
         job.add_done_callback(partial(self._finished, [future for _, future in batch]))
 
-    def _finished(
-        self, futures: list[asyncio.Future[Any]], job: asyncio.Future[list[tuple[bool, Any]]]
-    ) -> None:
+    def _finished(self, futures: list[asyncio.Future[Any]], job: asyncio.Future[list[Outcome]]) -> None:
         self.running -= 1
-        if job.cancelled() or job.exception() is not None:
-            outcomes = [(False, job.exception() or RuntimeError("the scan was cancelled"))] * len(futures)
+        if job.cancelled():  # the pool shut down with the gateway
+            outcomes: list[Outcome] = [(False, RuntimeError("the gateway is stopping"))] * len(futures)
+        elif (failure := job.exception()) is not None:
+            outcomes = [(False, failure)] * len(futures)
         else:
             outcomes = job.result()
         for future, (ok, value) in zip(futures, outcomes, strict=True):
