@@ -6,24 +6,35 @@ put in the store the way one was stored before: a claim of the scan for that ver
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
+import soundfile
 
 from services.common.blobs import sha256_hex
 from services.common.contracts import KwsResult, SkipInterval, scan_key, utc_now
 from services.common.topology import KWS_RESULT_KEY, KWS_SCAN_QUEUE, RESULTS_EXCHANGE, STORE_RESULTS_QUEUE
 from services.kws.spotter import KeywordSpotter
 from services.store import repository
+from tests.audio_files import encode
 from tests.services.gateway.test_voices import PLAYBACK_DIR, start_stack
 from tests.services.harness import eventually
 
 OLDER_MODEL = "0.9.0+older"
 
 
+def unique_keyword_track() -> bytes:
+    """The committed keyword clip with one sample changed: bytes no other test of the run has posted."""
+    samples = soundfile.read(PLAYBACK_DIR / "keyword.flac", dtype="float32")[0]
+    samples[0] = uuid.uuid4().int % 1000 / 1e6
+    return encode(samples, 16000, "wav")
+
+
 async def test_a_track_answered_by_an_older_model_is_scanned_again_then_answered_from_the_store(
     start_gateway, start_service, store_url, broker, api_key, sessions, database
 ) -> None:
     gateway = await start_stack(start_gateway, start_service, store_url, broker)
-    track = (PLAYBACK_DIR / "keyword.flac").read_bytes()
+    track = unique_keyword_track()
     track_id = sha256_hex(track)
     async with sessions() as session:
         await repository.claim_track(session, track_id, len(track), None)
