@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import delete, exists, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,14 +71,20 @@ async def claim_cry_request(
 
 
 async def claim_track(session: AsyncSession, track_id: str, size_bytes: int, api_key_id: int | None) -> bool:
-    """Record a posted or streamed track's audio; True only the first time this audio is seen."""
-    statement = (
-        insert(Track)
-        .values(track_id=track_id, size_bytes=size_bytes, api_key_id=api_key_id)
-        .on_conflict_do_nothing()
-        .returning(Track.track_id)
-    )
-    return await _inserted(session, statement)
+    """Record a posted or streamed track's audio; True only the first time this audio is seen.
+
+    A track seen before is written too (a write that changes nothing), so its row stays locked until the
+    claim's transaction ends: the store, deciding whether to delete the track's blob, waits for a scan
+    being claimed right now instead of deleting the blob its job is about to read
+    (``delete_blob_unless_pending``).
+    """
+    statement = insert(Track).values(track_id=track_id, size_bytes=size_bytes, api_key_id=api_key_id)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Track.track_id], set_={"track_id": statement.excluded.track_id}
+    ).returning(literal_column("xmax = 0"))  # PostgreSQL: true when the row was inserted, not updated
+    inserted = bool((await session.execute(statement)).scalar())
+    await session.commit()
+    return inserted
 
 
 async def claim_voice(
@@ -474,14 +480,30 @@ async def _unclaimed_status(session: AsyncSession, track_id: str, voice_id: str 
 
 
 async def track_scans_pending(session: AsyncSession, track_id: str) -> bool:
-    """Whether any scan of this track (any voice, any model version) still waits for its answer: its
-    blob stays until then."""
+    """Whether any scan of this track (any voice, any model version) still waits for its answer."""
     claims = await session.scalars(select(KwsScanClaim).where(KwsScanClaim.track_id == track_id))
     for claim in claims.all():
         status = await _scan_status(session, track_id, claim.voice_id or None, claim.model_version)
         if status.state == "pending":
             return True
     return False
+
+
+async def delete_blob_unless_pending(
+    session: AsyncSession, track_id: str, delete_blob: Callable[[], object]
+) -> bool:
+    """Call ``delete_blob`` unless a scan of the track still waits for its answer; True if it did.
+
+    Under the track row's lock, which a gateway claiming a scan of the same audio holds until its job is
+    published (``claim_track``): such a claim is either seen here, or made after the blob is gone, and
+    then its gateway writes the blob again.
+    """
+    await session.execute(select(Track.track_id).where(Track.track_id == track_id).with_for_update())
+    pending = await track_scans_pending(session, track_id)
+    if not pending:
+        delete_blob()
+    await session.commit()
+    return not pending
 
 
 async def request_summary(session: AsyncSession, request_id: str) -> dict | None:

@@ -162,10 +162,13 @@ class ResultWriter:
 
     async def _track_settled(self, track_id: str) -> None:
         """A scan of the track has its final answer: wake its long-polls, and delete its audio unless
-        another scan of the same audio (with another voice, or none) still needs it."""
+        another scan of the same audio (with another voice or model version) still needs it."""
         self.signals.notify(track_id)
-        if not await self._with_database(lambda session: repository.track_scans_pending(session, track_id)):
-            delete_blob(track_id, self.settings.blob_dir)
+        await self._with_database(
+            lambda session: repository.delete_blob_unless_pending(
+                session, track_id, lambda: delete_blob(track_id, self.settings.blob_dir)
+            )
+        )
 
     async def _store_cry_result(self, result: CryResult) -> bool:
         """Write the prediction and get its Reply confirmed once; False if the Reply was not confirmed."""

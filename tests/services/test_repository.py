@@ -1,11 +1,16 @@
 """The repository against the real PostgreSQL: claims and replies are first-time-only, keys hashed."""
 
+import asyncio
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.common.settings import DatabaseSettings
+from services.gateway.transactions import all_or_nothing
 from services.store import repository
+from services.store.db import make_engine
 from services.store.models import ApiKey
-from tests.services.messages import cry_result, unique_request, unique_track_id
+from tests.services.messages import cry_result, kws_done, unique_request, unique_track_id
 
 
 async def test_a_voice_note_is_claimed_once_by_chat_and_message(
@@ -19,6 +24,40 @@ async def test_a_voice_note_is_claimed_once_by_chat_and_message(
             session, request_id + "-other", chat_id, message_id, "ru"
         )
     assert (first, again, other_id) == (True, False, False)
+
+
+async def test_a_tracks_blob_outlives_a_scan_being_claimed_and_goes_once_none_waits(
+    sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    track_id = unique_track_id()
+    answer = kws_done(track_id)
+    async with sessions() as session:
+        await repository.claim_track(session, track_id, 1234, None)  # scanned before, by an older model
+    deleted: list[str] = []
+
+    async def settle() -> bool:
+        async with sessions() as session:
+            return await repository.delete_blob_unless_pending(
+                session, track_id, lambda: deleted.append(track_id)
+            )
+
+    engine = make_engine(DatabaseSettings(database_url=database_url))
+    try:
+        async with all_or_nothing(engine) as claiming:  # as a gateway claims a scan by today's model
+            await repository.claim_track(claiming, track_id, 1234, None)
+            await repository.claim_scan(claiming, track_id, None, answer.model_version)
+            settling = asyncio.create_task(settle())
+            await asyncio.sleep(0.3)
+            assert not settling.done(), "the store waits for the claim being made"
+        assert (await settling, deleted) == (False, []), "the claimed scan still needs the blob"
+    finally:
+        await engine.dispose()
+    async with sessions() as session:
+        await repository.store_kws_result(session, answer.model_copy(update={"model_version": "older"}))
+    assert (await settle(), deleted) == (False, []), "another version's answer is not this scan's"
+    async with sessions() as session:
+        await repository.store_kws_result(session, answer)
+    assert (await settle(), deleted) == (True, [track_id])
 
 
 async def test_a_track_is_claimed_once(sessions: async_sessionmaker[AsyncSession]) -> None:
