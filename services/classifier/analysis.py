@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from services.classifier.calibration import sigmoid, softmax
+from services.classifier.calibration import sigmoid
 from services.classifier.features import PHONE_SAMPLE_RATE, log_mel, split_windows, to_model_rate
 from services.classifier.gate import measure_signal
 from services.classifier.inference import CryModelSession
@@ -117,9 +117,10 @@ class CryClassifier:
         return self._answer("ok", quality, message, label, probabilities)
 
     def _reason_probabilities(self, reason_logits: np.ndarray) -> dict[str, float]:
-        """Calibrated window probabilities averaged over the windows, as the evaluation scores them."""
-        mean = softmax(reason_logits.astype(np.float64) / self.metadata.temperature).mean(axis=0)
-        return {label: round(float(p), 4) for label, p in zip(self.metadata.labels, mean, strict=True)}
+        """The shipped calibration of the windows' probabilities: the very function the evaluation scores."""
+        owner = np.zeros(len(reason_logits), dtype=int)
+        calibrated = self.metadata.calibration.probabilities(reason_logits.astype(np.float64), owner, 1)[0]
+        return {label: round(float(p), 4) for label, p in zip(self.metadata.labels, calibrated, strict=True)}
 
     def _answer(
         self,

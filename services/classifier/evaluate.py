@@ -4,8 +4,9 @@ Everything is measured on out-of-fold predictions of 5-fold cross-validation gro
 (Donate-a-Cry) or freesound clip (ESC), the same folds for every model: the majority-class baseline,
 the reference baseline CNN and the shipped architecture; then the audio beside the age prior and their
 combination (evidence_eval.py), a shuffled-reason model for what chance looks like, and a codec-matched
-reason model for the platform confound (codec_matched.py). Thresholds and temperature are read from the
-shipped ONNX metadata. Intervals are 95% group-bootstrap intervals (metrics.py).
+reason model for the platform confound (codec_matched.py). Thresholds and the calibration method are read
+from the shipped ONNX metadata; every calibrated figure is cross-fitted (each fold calibrated by the method
+fitted on the other folds only). Intervals are 95% group-bootstrap intervals (metrics.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from services.classifier import calibration, codec_matched, evidence_eval, gate, metrics
 from services.classifier.age_prior import age_prior_from_clips
+from services.classifier.calibration import Calibration
 from services.classifier.dataset import Clip, load_corpus
 from services.classifier.features import PHONE_SAMPLE_RATE
 from services.classifier.inference import CryModelSession
@@ -64,6 +66,29 @@ def majority_predictions(targets: np.ndarray, folds: np.ndarray) -> np.ndarray:
 
 def reason_probabilities(oof: dict[str, np.ndarray], n_clips: int, temperature: float) -> np.ndarray:
     return calibration.clip_probabilities(oof["window_logits"], oof["owner"], n_clips, temperature)
+
+
+def cross_fitted(oof: dict[str, np.ndarray], targets: np.ndarray, method: str) -> np.ndarray:
+    """Out-of-fold probabilities calibrated by ``method``, each fold by the calibration of the others."""
+    return calibration.cross_fitted_probabilities(
+        method, oof["window_logits"], oof["owner"], targets, oof["folds"]
+    )
+
+
+def training_fold_shares(targets: np.ndarray, folds: np.ndarray, n_labels: int) -> np.ndarray:
+    """(clips, labels): for each clip, the reason shares of the clips of the other folds."""
+    shares = np.zeros((len(targets), n_labels))
+    for fold in np.unique(folds):
+        held_out = folds == fold
+        shares[held_out] = np.bincount(targets[~held_out], minlength=n_labels) / (~held_out).sum()
+    return shares
+
+
+CALIBRATION_NAMES = {
+    "temperature": "temperature only (the previous calibration)",
+    "vector_scaling": "vector scaling, softmax(a log p + b)",
+    "prior_shrink": "temperature, then shrunk towards the training folds' reason shares",
+}
 
 
 def _fmt(estimate: tuple[float, float, float]) -> str:
@@ -135,20 +160,52 @@ def reason_section(task: Task, results: list[ModelResult], seed: int) -> list[st
 
 
 def calibration_section(
-    task: Task, oof: dict[str, np.ndarray], temperature: float, not_sure: float
+    task: Task, oof: dict[str, np.ndarray], shipped: Calibration, not_sure: float
 ) -> list[str]:
-    """Log loss / ECE before and after temperature scaling, and the risk-coverage curve of not_sure."""
-    targets = task.targets
+    """Log loss / ECE of every calibration method, cross-fitted, and the risk-coverage curve of not_sure."""
+    targets, n_clips = task.targets, len(task.targets)
+    in_sample_temperature = calibration.fit_temperature(oof["window_logits"], oof["owner"], targets)
+    rows = [
+        ("uncalibrated (T = 1)", reason_probabilities(oof, n_clips, 1.0)),
+        (
+            f"temperature T = {in_sample_temperature:.2f} fitted on all folds (in-sample: the previous "
+            "card's row)",
+            reason_probabilities(oof, n_clips, in_sample_temperature),
+        ),
+        *(
+            (
+                f"{CALIBRATION_NAMES[method]}, cross-fitted"
+                + (" (shipped)" if method == shipped.method else ""),
+                cross_fitted(oof, targets, method),
+            )
+            for method in calibration.CALIBRATION_METHODS
+        ),
+    ]
+    rows.append(
+        (
+            "no audio: the training folds' reason shares",
+            training_fold_shares(targets, oof["folds"], task.n_outputs),
+        )
+    )
     lines = ["| | log loss | expected calibration error |", "| --- | --- | --- |"]
-    for name, t in (("uncalibrated (T = 1)", 1.0), (f"temperature T = {temperature:.2f}", temperature)):
-        probabilities = reason_probabilities(oof, len(targets), t)
+    for name, probabilities in rows:
         ece = calibration.expected_calibration_error(probabilities, targets)
         lines.append(f"| {name} | {calibration.log_loss(probabilities, targets):.3f} | {ece:.3f} |")
-    probabilities = reason_probabilities(oof, len(targets), temperature)
+    probabilities = shipped.probabilities(oof["window_logits"], oof["owner"], n_clips)
     confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == targets
+    honest = cross_fitted(oof, targets, shipped.method)
+    answered = honest.max(axis=1) >= not_sure
+    honest_risk = 1 - np.mean(honest.argmax(axis=1)[answered] == targets[answered]) if answered.any() else 0
     lines += [
         "",
-        "Risk-coverage of `not_sure` (answer only when the top calibrated probability >= threshold):",
+        "Cross-fitted: the method is fitted on four folds' out-of-fold predictions and applied to the fifth, "
+        "so no clip is calibrated by a fit that saw it; the method with the lowest cross-fitted log loss is "
+        f"shipped, fitted on all folds: {_calibration_words(shipped)}.",
+        "",
+        "Risk-coverage of `not_sure` with the shipped calibration (answer only when the top calibrated "
+        "probability >= threshold; the threshold is chosen on these probabilities, the ones the runtime "
+        f"emits; with the cross-fitted calibrations instead, whose training shares differ a little from fold "
+        f"to fold, it answers {answered.mean():.1%} of clips at an error rate of {honest_risk:.3f}):",
         "",
         "| threshold | coverage | risk (error rate) | macro-F1 of answered |",
         "| --- | --- | --- | --- |",
@@ -273,6 +330,16 @@ def scared_section(corpus: list[Clip], settings: ClassifierSettings, log: Callab
     ]
 
 
+def _calibration_words(fitted: Calibration) -> str:
+    """The shipped calibration's parameters in words."""
+    words = [f"temperature {fitted.temperature:.2f}"]
+    if fitted.method == "vector_scaling":
+        words += [f"scale {fitted.scale:.3f}", "biases " + ", ".join(f"{b:+.2f}" for b in fitted.bias)]
+    if fitted.method == "prior_shrink":
+        words.append(f"weight {fitted.prior_weight:.2f} on the training reason shares")
+    return f"`{fitted.method}` ({'; '.join(words)})"
+
+
 def shuffled_reason_task(reasons: Task, seed: int) -> Task:
     """The reason task with its reasons permuted across clips: a model of it can learn nothing. The strata,
     hence the folds, stay the real ones."""
@@ -281,17 +348,14 @@ def shuffled_reason_task(reasons: Task, seed: int) -> Task:
 
 
 def codec_matched_evidence(
-    reasons: Task, folds: np.ndarray, settings: ClassifierSettings, log: Callable[[str], None]
-) -> tuple[np.ndarray, float, dict[str, tuple[float, float, float]]]:
-    """The codec-matched reason model's calibrated out-of-fold probabilities and temperature (fitted on its
-    own out-of-fold logits, as training does), and the platform probe before and after the codec match."""
+    reasons: Task, folds: np.ndarray, method: str, settings: ClassifierSettings, log: Callable[[str], None]
+) -> tuple[np.ndarray, dict[str, tuple[float, float, float]]]:
+    """The codec-matched reason model's out-of-fold probabilities, cross-fitted by the shipped calibration
+    method on its own out-of-fold logits, and the platform probe before and after the codec match."""
     matched_clips = codec_matched.codec_matched_clips(reasons.clips, settings, log)
     matched_oof = cross_validate(codec_matched.codec_matched_task(reasons, matched_clips), settings, log=log)
     if not np.array_equal(matched_oof["folds"], folds):
         raise RuntimeError("the codec-matched cross-validation did not reproduce the reason model's folds")
-    temperature = calibration.fit_temperature(
-        matched_oof["window_logits"], matched_oof["owner"], reasons.targets
-    )
     groups = [c.group for c in reasons.clips]
     platforms = [c.platform for c in reasons.clips]
     auc = {
@@ -303,38 +367,40 @@ def codec_matched_evidence(
             ("reason statistics after the codec match", matched_clips),
         )
     }
-    return reason_probabilities(matched_oof, len(reasons.targets), temperature), temperature, auc
+    return cross_fitted(matched_oof, reasons.targets, method), auc
 
 
 def evidence_inputs(
     reasons: Task,
     reason_oof: dict[str, np.ndarray],
-    temperature: float,
+    method: str,
     settings: ClassifierSettings,
     log: Callable[[str], None],
 ) -> evidence_eval.EvidenceInputs:
     """The out-of-fold arrays of "Reasons with age and context": fold-fitted age priors, their combination
-    with the audio (the shipped temperature), the shuffled-reason model that shows what chance looks like,
-    and the codec-matched reason model."""
+    with the audio (cross-fitted by the shipped calibration method), the shuffled-reason model that shows
+    what chance looks like (calibrated the same way), and the codec-matched reason model."""
     config = load_evidence_config()
     if age_prior_from_clips(reasons.clips, REASON_LABELS, config).counts != config.age_prior.counts:
         raise ValueError(
             "services/common/age_prior.json is stale: run python -m services.classifier age-prior"
         )
-    folds, n_clips = reason_oof["folds"], len(reasons.targets)
-    audio = reason_probabilities(reason_oof, n_clips, temperature)
+    folds = reason_oof["folds"]
+    audio = cross_fitted(reason_oof, reasons.targets, method)
     priors = evidence_eval.fold_age_priors(reasons.clips, folds, REASON_LABELS, config)
     no_age = evidence_eval.age_prior_probabilities(reasons.clips, folds, priors, config, by_age=False)
     shuffled_oof = cross_validate(shuffled_reason_task(reasons, settings.seed), settings, log=log)
-    shuffled = reason_probabilities(shuffled_oof, n_clips, temperature)
-    shuffled_ratio = float(
-        np.quantile(evidence_eval.audio_departure(shuffled, no_age), evidence_eval.CHANCE_QUANTILE)
+    shuffled = cross_fitted(shuffled_oof, shuffled_oof["targets"], method)
+    shuffled_departure = evidence_eval.audio_departure(
+        shuffled, training_fold_shares(shuffled_oof["targets"], folds, reasons.n_outputs)
     )
-    ratios = evidence_eval.chance_ratios(config, shuffled_ratio)
+    ratios = evidence_eval.chance_ratios(
+        config, float(np.quantile(shuffled_departure, evidence_eval.CHANCE_QUANTILE))
+    )
     combined, at_chance = evidence_eval.combined_probabilities(
         audio, reasons.clips, folds, priors, config, ratios
     )
-    matched, matched_temperature, auc = codec_matched_evidence(reasons, folds, settings, log)
+    matched, auc = codec_matched_evidence(reasons, folds, method, settings, log)
     by_age = evidence_eval.age_prior_probabilities(reasons.clips, folds, priors, config, by_age=True)
     return evidence_eval.EvidenceInputs(
         labels=tuple(REASON_LABELS),
@@ -343,6 +409,7 @@ def evidence_inputs(
         platforms=np.array([c.platform for c in reasons.clips]),
         rows={
             evidence_eval.AUDIO: audio,
+            evidence_eval.AUDIO_TEMPERATURE: cross_fitted(reason_oof, reasons.targets, "temperature"),
             evidence_eval.AGE_PRIOR: by_age,
             evidence_eval.COMBINED: combined,
             evidence_eval.NO_AGE: no_age,
@@ -351,8 +418,8 @@ def evidence_inputs(
         },
         at_chance=at_chance,
         platform_auc=auc,
-        codec_temperature=matched_temperature,
-        shuffled_chance_ratio=shuffled_ratio,
+        calibration_method=method,
+        shuffled_departure=shuffled_departure,
         untagged_clips=sum(config.band_of_corpus_code(c.age_code or "") is None for c in reasons.clips),
     )
 
@@ -383,7 +450,8 @@ def write_model_card(settings: ClassifierSettings, log: Callable[[str], None] = 
     weighted = dataclasses.replace(reasons, config=dataclasses.replace(reasons.config, balance_classes=True))
     weighted_oof = cross_validate(weighted, settings, log=log)
     folds = reason_oof["folds"]
-    shipped_probabilities = reason_probabilities(reason_oof, len(reasons.targets), metadata.temperature)
+    method = metadata.calibration.method
+    shipped_probabilities = cross_fitted(reason_oof, reasons.targets, method)
     results = [
         ModelResult(
             "majority class (always the most frequent reason)", majority_predictions(reasons.targets, folds)
@@ -397,7 +465,13 @@ def write_model_card(settings: ClassifierSettings, log: Callable[[str], None] = 
             reason_probabilities(weighted_oof, len(reasons.targets), 1.0).argmax(axis=1),
         ),
         ModelResult(
-            "shipped model (StatsReasonNet)", shipped_probabilities.argmax(axis=1), shipped_probabilities
+            "shipped network, temperature only (the previous calibration, cross-fitted)",
+            cross_fitted(reason_oof, reasons.targets, "temperature").argmax(axis=1),
+        ),
+        ModelResult(
+            f"shipped model (StatsReasonNet, `{method}` calibration, cross-fitted)",
+            shipped_probabilities.argmax(axis=1),
+            shipped_probabilities,
         ),
     ]
     gate_lines = gate_section(
@@ -409,7 +483,7 @@ def write_model_card(settings: ClassifierSettings, log: Callable[[str], None] = 
             choose_cry_threshold(gate_training, unbalanced_result),
         ),
     )
-    evidence = evidence_inputs(reasons, reason_oof, metadata.temperature, settings, log)
+    evidence = evidence_inputs(reasons, reason_oof, method, settings, log)
     evidence_eval.write_reliability_plot(evidence, settings.model_card_path.parent / RELIABILITY_PLOT)
     sections = {
         "reasons": reason_section(reasons, results, settings.seed),
@@ -417,7 +491,7 @@ def write_model_card(settings: ClassifierSettings, log: Callable[[str], None] = 
             evidence, load_evidence_config(), settings.seed, RELIABILITY_PLOT
         ),
         "calibration": calibration_section(
-            reasons, reason_oof, metadata.temperature, metadata.not_sure_threshold
+            reasons, reason_oof, metadata.calibration, metadata.not_sure_threshold
         ),
         "gate": gate_lines,
         "scared": scared_section(corpus, settings, log),

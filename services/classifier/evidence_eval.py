@@ -21,21 +21,32 @@ from services.classifier.augment import CODEC_MATCH, OPUS
 from services.classifier.dataset import Clip
 from services.common.evidence import AgePrior, EvidenceConfig, combine_evidence
 
-AUDIO = "audio model (shipped, temperature-scaled)"
+AUDIO = "audio model (shipped calibration, cross-fitted)"
+AUDIO_TEMPERATURE = "audio model, temperature only (the previous calibration, cross-fitted)"
 AGE_PRIOR = "age prior alone"
 COMBINED = "audio x age prior (combine_evidence)"
 NO_AGE = "reason shares of the training folds (no audio, no age)"
 CODEC_MATCHED = "audio model, codec-matched training and test"
 SHUFFLED = "same model trained on shuffled reasons (learns nothing)"
 # Pairs (a, b) whose paired difference a - b the section reports, on the same bootstrap resamples.
-PAIRS = ((COMBINED, AUDIO), (AGE_PRIOR, NO_AGE), (AUDIO, NO_AGE), (AUDIO, SHUFFLED), (CODEC_MATCHED, AUDIO))
-# Where the config's chance_ratio is judged: its value, these alternatives and the shuffled model's quantile.
-CHANCE_RATIOS = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+PAIRS = (
+    (AUDIO, AUDIO_TEMPERATURE),
+    (COMBINED, AUDIO),
+    (AGE_PRIOR, NO_AGE),
+    (AUDIO, NO_AGE),
+    (AUDIO, SHUFFLED),
+    (CODEC_MATCHED, AUDIO),
+)
+# Where the config's chance_ratio is judged: its value, these alternatives and the shuffled model's rule.
+CHANCE_RATIOS = (1.05, 1.1, 1.25, 1.5, 2.0, 3.0)
 # "At chance" measured: the share of clips on which a model that learnt nothing moves the reasons less.
 CHANCE_QUANTILE = 0.95
+# chance_ratio by rule: the shuffled model's CHANCE_QUANTILE departure, rounded up to the next step above it
+# (strictly: a model that moves nothing has departure 1, and "below 1" would flag no clip at all).
+CHANCE_RATIO_STEP = 0.05
 # Fewer flagged clips than this get no interval (a bootstrap over a handful of babies says nothing).
 MIN_CLIPS_FOR_AN_INTERVAL = 20
-RELIABILITY_PLOT_ROWS = (AUDIO, AGE_PRIOR, COMBINED, NO_AGE)
+RELIABILITY_PLOT_ROWS = (AUDIO_TEMPERATURE, AUDIO, AGE_PRIOR, COMBINED, NO_AGE)
 
 
 @dataclass(frozen=True)
@@ -49,9 +60,16 @@ class EvidenceInputs:
     rows: dict[str, np.ndarray]  # model name -> (clips, labels) out-of-fold probabilities, in table order
     at_chance: dict[float, np.ndarray]  # chance ratio -> combine_evidence's audio_at_chance per clip
     platform_auc: dict[str, tuple[float, float, float]]  # features -> iOS-vs-Android AUC [95% CI]
-    codec_temperature: float
-    shuffled_chance_ratio: float  # CHANCE_QUANTILE of the shuffled-reason model's audio departures
+    calibration_method: str  # the shipped method; every calibrated row is cross-fitted with it
+    # Per clip, the shuffled-reason model's departure from ITS training folds' shares of the shuffled reasons
+    # (the real folds hold other shares of them; against those even a model that says its prior would move).
+    shuffled_departure: np.ndarray
     untagged_clips: int  # clips with no readable age tag (they get the overall prior)
+
+    @property
+    def shuffled_chance_ratio(self) -> float:
+        """CHANCE_QUANTILE of the shuffled-reason model's departures: how far chance alone moves a reason."""
+        return float(np.quantile(self.shuffled_departure, CHANCE_QUANTILE))
 
 
 def fold_age_priors(
@@ -114,9 +132,15 @@ def combined_probabilities(
     return np.array(rows), {ratio: np.array(values) for ratio, values in flags.items()}
 
 
+def chance_ratio_by_rule(shuffled_chance_ratio: float) -> float:
+    """The smallest multiple of CHANCE_RATIO_STEP strictly above the shuffled model's quantile."""
+    steps = np.floor(shuffled_chance_ratio / CHANCE_RATIO_STEP + 1e-9) + 1
+    return round(float(steps * CHANCE_RATIO_STEP), 2)
+
+
 def chance_ratios(config: EvidenceConfig, shuffled_chance_ratio: float) -> list[float]:
-    """The ratios the section compares: the shipped one, CHANCE_RATIOS and the shuffled model's quantile."""
-    return sorted({config.chance_ratio, *CHANCE_RATIOS, round(shuffled_chance_ratio, 1)})
+    """The ratios the section compares: the shipped one, CHANCE_RATIOS and the shuffled model's rule."""
+    return sorted({config.chance_ratio, *CHANCE_RATIOS, chance_ratio_by_rule(shuffled_chance_ratio)})
 
 
 def _fmt(estimate: tuple[float, float, float]) -> str:
@@ -195,7 +219,7 @@ def _audio_loss_over_shares(inputs: EvidenceInputs) -> Callable[[np.ndarray], fl
 
 def chance_table(inputs: EvidenceInputs, shipped_ratio: float) -> list[str]:
     """Does "at chance" mean what it says? The audio on flagged vs unflagged clips, for several ratios."""
-    measured_ratio = round(inputs.shuffled_chance_ratio, 1)
+    measured_ratio = chance_ratio_by_rule(inputs.shuffled_chance_ratio)
     targets, n = inputs.targets, len(inputs.labels)
     predictions = inputs.rows[AUDIO].argmax(axis=1)
     majority = int(np.bincount(targets, minlength=n).argmax())
@@ -214,7 +238,7 @@ def chance_table(inputs: EvidenceInputs, shipped_ratio: float) -> list[str]:
 
     for ratio, flags in inputs.at_chance.items():
         marker = " (shipped)" if ratio == shipped_ratio else ""
-        marker += " (shuffled model)" if ratio == measured_ratio else ""
+        marker += " (shuffled model's rule)" if ratio == measured_ratio else ""
         cells = [
             pair(lambda i: float(np.mean(predictions[i] == targets[i])), flags),
             pair(lambda i: float(np.mean(targets[i] == majority)), flags),
@@ -251,21 +275,25 @@ def flag_meaning(inputs: EvidenceInputs, shipped_ratio: float, seed: int, rounds
 
 def chance_section(inputs: EvidenceInputs, config: EvidenceConfig, seed: int, rounds: int) -> list[str]:
     """The shipped chance_ratio against what a model that learnt nothing does, and the flag's meaning."""
-    shares = inputs.rows[NO_AGE]
-    shipped, shuffled = (audio_departure(inputs.rows[name], shares) for name in (AUDIO, SHUFFLED))
+    shipped, shuffled = audio_departure(inputs.rows[AUDIO], inputs.rows[NO_AGE]), inputs.shuffled_departure
     flags = inputs.at_chance[config.chance_ratio]
+    by_rule = chance_ratio_by_rule(inputs.shuffled_chance_ratio)
     return [
         "`combine_evidence` flags a recording's sound as at chance when no reason's audio ratio (calibrated "
         f"probability over the training prior) reaches `chance_ratio` = {config.chance_ratio:g} up or down; "
         f"at that value {flags.mean():.1%} of the clips are flagged. What chance looks like, measured: the "
-        "same model, recipe and folds trained on the reasons shuffled across clips (so it can learn nothing) "
-        "and scaled by the shipped temperature moves some reason by a median factor of "
-        f"{np.median(shuffled):.2f}, and by less than {inputs.shuffled_chance_ratio:.2f} on "
-        f"{CHANCE_QUANTILE:.0%} of clips (its {CHANCE_QUANTILE:.0%} quantile). The shipped model's median "
-        f"factor is {np.median(shipped):.2f}; {np.mean(shipped >= inputs.shuffled_chance_ratio):.1%} of its "
-        "clips reach the shuffled model's quantile. Read so, the sound is at chance on "
-        f"{np.mean(shipped < inputs.shuffled_chance_ratio):.1%} of clips, against the {flags.mean():.1%} "
-        f"that `chance_ratio` = {config.chance_ratio:g} flags.",
+        "same model, recipe and folds trained on the reasons shuffled across clips (so it can learn "
+        f"nothing), calibrated the same way (`{inputs.calibration_method}`, cross-fitted), moves some "
+        "reason from its own training folds' reason shares by a median factor of "
+        f"{np.median(shuffled):.3f}, and by at most "
+        f"{inputs.shuffled_chance_ratio:.3f} on "
+        f"{CHANCE_QUANTILE:.0%} of clips (its {CHANCE_QUANTILE:.0%} quantile). The rule: `chance_ratio` is "
+        f"that quantile rounded up to the next multiple of {CHANCE_RATIO_STEP:g} above it, {by_rule:g} "
+        f"(shipped: {config.chance_ratio:g}"
+        f"{'' if by_rule == config.chance_ratio else '; NOT the rule, update reason_evidence.toml'}). The "
+        f"shipped model's median factor is {np.median(shipped):.3f}; {np.mean(shipped >= by_rule):.1%} of "
+        f"its clips reach {by_rule:g}, so by the rule its sound is at chance on "
+        f"{np.mean(shipped < by_rule):.1%} of clips.",
         "",
         "The shipped audio model on flagged and unflagged clips, for the shipped ratio and others:",
         "",
@@ -329,13 +357,16 @@ def evidence_section(
     everyone = np.arange(len(inputs.targets))
     lines = [
         "Out of fold on the same 5 group folds as the reason model (grouped by app instance), "
-        f"{len(everyone)} clips. Rows: the shipped reason model's out-of-fold probabilities with the shipped "
-        f"temperature; the age prior counted on the four training folds only (`age_prior_from_clips`) and "
+        f"{len(everyone)} clips. Rows: the shipped reason model's out-of-fold probabilities calibrated by "
+        f"the shipped method (`{inputs.calibration_method}`) cross-fitted (each fold by the calibration "
+        "fitted on the other four folds' out-of-fold predictions), and beside them the same probabilities "
+        "with the previous calibration, one temperature (also cross-fitted); the age prior counted on the "
+        "four training folds only (`age_prior_from_clips`) and "
         "applied to the held-out fold's clips by their age tag (clips with none get the prior's overall "
         "shares); their combination by `combine_evidence` with that fold's prior and no context answers; "
         "the training folds' reason shares alone (the prior with no age, the baseline for log loss); and the "
-        "same reason model cross-validated with every clip codec-matched (below; temperature "
-        f"{inputs.codec_temperature:.2f} fitted on its own out-of-fold logits by the training rule). "
+        "same reason model cross-validated with every clip codec-matched (below; calibrated by the same "
+        "method, cross-fitted on its own out-of-fold logits). "
         "Intervals: 95% group bootstrap; ECE over "
         f"{calibration.RELIABILITY_BINS} equal bins of the top probability.",
         "",

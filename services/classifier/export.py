@@ -11,6 +11,7 @@ import onnx
 import torch
 from onnx import numpy_helper
 
+from services.classifier.calibration import Calibration
 from services.classifier.features import N_FRAMES, N_MELS, feature_parameters
 from services.classifier.nets import CryModel
 from services.classifier.sound_features import BLOCK_FRAMES, SOUND_N_MELS, sound_feature_parameters
@@ -29,7 +30,7 @@ def export_model(
     labels: list[str],
     cry_threshold: float,
     not_sure_threshold: float,
-    temperature: float,
+    calibration: Calibration,
     extra_metadata: dict[str, str],
 ) -> str:
     """Export to ``path``; return the model version (family + hash of the weights: reproducible)."""
@@ -59,7 +60,7 @@ def export_model(
         "labels": json.dumps(labels),
         "cry_threshold": repr(float(cry_threshold)),  # full precision: rounding would move the cry budget
         "not_sure_threshold": repr(float(not_sure_threshold)),
-        "temperature": repr(float(temperature)),
+        "calibration": calibration.to_json(),
         "features": json.dumps(feature_parameters()),
         "sound_features": json.dumps(sound_feature_parameters()),
         "sound_embedding": "aiSFX X-Sequential-CE (A. B. Ma and A. Lerch, ISMIR 2022), CC BY 4.0, frozen",

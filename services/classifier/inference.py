@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
+from services.classifier.calibration import Calibration
 from services.classifier.features import feature_parameters
 from services.classifier.sound_features import sound_feature_parameters
 
@@ -25,19 +26,22 @@ class ModelMetadata:
     labels: list[str]
     cry_threshold: float
     not_sure_threshold: float
-    temperature: float
+    calibration: Calibration
     features: dict
     sound_features: dict
     raw: dict[str, str]
 
     @classmethod
     def from_properties(cls, properties: dict[str, str]) -> ModelMetadata:
+        labels = json.loads(properties["labels"])
         return cls(
             version=properties["version"],
-            labels=json.loads(properties["labels"]),
+            labels=labels,
             cry_threshold=float(properties["cry_threshold"]),
             not_sure_threshold=float(properties["not_sure_threshold"]),
-            temperature=float(properties["temperature"]),
+            calibration=Calibration.from_json(properties["calibration"])
+            if "calibration" in properties
+            else Calibration.temperature_only(float(properties["temperature"]), len(labels)),
             features=json.loads(properties["features"]),
             sound_features=json.loads(properties["sound_features"]),
             raw=dict(properties),

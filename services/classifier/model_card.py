@@ -37,8 +37,8 @@ def render_model_card(
         f"- Cry threshold (the cry gate's probability for the recording): {metadata.cry_threshold:.3f}; "
         "not-sure "
         f"threshold "
-        f"(top calibrated probability): {metadata.not_sure_threshold:.3f}; temperature: "
-        f"{metadata.temperature:.2f}",
+        f"(top calibrated probability): {metadata.not_sure_threshold:.3f}; reason calibration: "
+        f"`{metadata.calibration.method}` (parameters in the ONNX metadata `calibration`)",
         f"- Training: {training.get('gate_clips', '?')} clips for the cry gate, "
         f"{training.get('reason_clips', '?')} for the reasons, seed {training.get('seed', '?')}, "
         f"{training.get('training_seconds', '?')} s of wall time for the run that exported this file, "
@@ -79,8 +79,8 @@ def render_model_card(
         "the same 8 kHz audio upsampled to 44.1 kHz as the sound embedding's 96-band HTK mel input in 2.3 s "
         "blocks every 1.16 s (at most 12 blocks spread over the recording; numpy, held to librosa) -> one "
         "ONNX graph with two branches: the cry gate (one cry probability for the recording against the cry "
-        "threshold) and the reason model (window probabilities after temperature scaling, averaged over "
-        "the windows, as the evaluation scores them).",
+        "threshold) and the reason model (window probabilities averaged over the windows, then calibrated "
+        "by the `calibration` in the file's metadata with the very function the evaluation scores).",
         "",
         "Cry gate: the pretrained aiSFX sound-event embedding (A. B. Ma and A. Lerch, *Representation "
         "Learning for the Automatic Indexing of Sound Effects Libraries*, ISMIR 2022; model X-Sequential-CE, "
@@ -143,9 +143,10 @@ def render_model_card(
         "(reasons: unweighted mean in evaluation). The CC-BY-NC clips are never trained on; each fold "
         "model scores "
         "them and the scores are averaged. Intervals: 95% bootstrap over groups (1000 rounds). Caveats: the "
-        "temperature, both thresholds and the architecture were chosen on these same out-of-fold "
-        "predictions, so "
-        "the figures are slightly optimistic; the shipped weights are refitted on all folds.",
+        "calibration method, both thresholds and the architecture were chosen on these same out-of-fold "
+        "predictions, so the figures are slightly optimistic (the calibration's own figures are "
+        "cross-fitted: each fold is calibrated by a fit on the other folds); the shipped weights are "
+        "refitted on all folds.",
         "",
         "## Reasons: baselines and the shipped model",
         "",

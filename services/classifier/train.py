@@ -4,7 +4,8 @@
    ESC-10 recordings + synthesised speech, noise, calls and music; out-of-fold cry probabilities pick the
    cry threshold;
 2. reason model (StatsReasonNet, softmax) on Donate-a-Cry clips with a canonical reason;
-   out-of-fold probabilities give the temperature and the not-sure threshold;
+   its out-of-fold window logits choose the calibration method (lowest cross-fitted log loss), which is
+   then fitted on all of them and gives the not-sure threshold;
 3. both refitted on all trainable clips and exported as one ONNX graph with the thresholds in metadata.
 Out-of-fold results are kept in the cache so that `evaluate` reports exactly what training measured.
 """
@@ -151,16 +152,17 @@ def train(settings: ClassifierSettings, log: Callable[[str], None] = print) -> s
     cry_threshold = choose_cry_threshold(gate_training, gate_result)
 
     reason_oof = cross_validate(reasons, settings, log=log)
-    temperature = calibration.fit_temperature(
-        reason_oof["window_logits"], reason_oof["owner"], reasons.targets
-    )
-    calibrated = calibration.clip_probabilities(
-        reason_oof["window_logits"], reason_oof["owner"], len(reasons.clips), temperature
-    )
+    logits, owner = reason_oof["window_logits"], reason_oof["owner"]
+    folds = reason_oof["folds"]
+    method, losses = calibration.choose_calibration_method(logits, owner, reasons.targets, folds)
+    reason_calibration = calibration.fit_calibration(method, logits, owner, reasons.targets)
+    # The threshold is chosen on the probabilities the runtime emits, i.e. with the shipped calibration.
+    calibrated = reason_calibration.probabilities(logits, owner, len(reasons.clips))
     not_sure_threshold = calibration.choose_not_sure_threshold(calibrated, reasons.targets)
     log(
-        f"cry threshold {cry_threshold:.3f}, temperature {temperature:.2f}, not-sure threshold "
-        f"{not_sure_threshold:.3f}"
+        f"cry threshold {cry_threshold:.3f}; cross-fitted log loss by calibration method "
+        f"{ {name: round(loss, 4) for name, loss in losses.items()} }: {reason_calibration}; not-sure "
+        f"threshold {not_sure_threshold:.3f}"
     )
 
     log("fitting the shipped networks on all trainable clips")
@@ -179,7 +181,7 @@ def train(settings: ClassifierSettings, log: Callable[[str], None] = print) -> s
         REASON_LABELS,
         cry_threshold,
         not_sure_threshold,
-        temperature,
+        reason_calibration,
         {"training": json.dumps(training)},
     )
     log(f"exported {settings.model_path} ({version}) after {time.monotonic() - started:.0f} s")

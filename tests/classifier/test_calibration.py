@@ -13,6 +13,56 @@ def test_temperature_recovers_an_overconfident_model() -> None:
     assert 2.4 < temperature < 3.7
 
 
+def shifted_model(seed: int, n_clips: int = 2000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Window logits (two windows a clip) of a model right about the ranking but with a shifted bias, the
+    clips' true classes, and 5 folds."""
+    rng = np.random.default_rng(seed)
+    true_logits = rng.normal(size=(n_clips, 3)) + np.array([1.5, 0.0, -1.0])
+    targets = np.array([rng.choice(3, p=p) for p in calibration.softmax(true_logits)])
+    biased = true_logits - np.array([1.5, 0.0, -1.0])  # the model believes the classes are balanced
+    return np.repeat(biased, 2, axis=0), targets, np.arange(n_clips) % 5
+
+
+def test_vector_scaling_removes_a_shifted_bias_that_one_temperature_cannot() -> None:
+    window_logits, targets, folds = shifted_model(4)
+    owner = np.repeat(np.arange(len(targets)), 2)
+    method, losses = calibration.choose_calibration_method(window_logits, owner, targets, folds)
+    assert method == "vector_scaling"
+    assert losses["vector_scaling"] < losses["temperature"] - 0.05
+    fitted = calibration.fit_calibration("vector_scaling", window_logits, owner, targets)
+    assert 0.8 < fitted.scale < 1.25 and fitted.bias[0] - fitted.bias[2] > 1.8
+
+
+def test_a_model_that_knows_nothing_is_shrunk_to_the_prior_and_cross_fitting_is_out_of_fold() -> None:
+    rng = np.random.default_rng(5)
+    targets = rng.choice(3, size=600, p=[0.7, 0.2, 0.1])
+    window_logits, owner = rng.normal(size=(600, 3)) * 2, np.arange(600)
+    fitted = calibration.fit_calibration("prior_shrink", window_logits, owner, targets)
+    assert fitted.prior_weight > 0.9
+    np.testing.assert_allclose(fitted.prior, np.bincount(targets) / 600)
+    folds = np.arange(600) % 5
+    crossed = calibration.cross_fitted_probabilities("prior_shrink", window_logits, owner, targets, folds)
+    np.testing.assert_allclose(crossed.sum(axis=1), 1)
+    # Changing one fold's answers changes the calibration of the other folds only, never its own.
+    changed = targets.copy()
+    changed[folds == 0] = 2
+    again = calibration.cross_fitted_probabilities("prior_shrink", window_logits, owner, changed, folds)
+    np.testing.assert_allclose(again[folds == 0], crossed[folds == 0])
+    assert not np.allclose(again[folds == 1], crossed[folds == 1])
+
+
+def test_calibration_round_trips_through_metadata_and_old_files_mean_a_temperature() -> None:
+    window_logits, targets, _ = shifted_model(6, 300)
+    owner = np.repeat(np.arange(300), 2)
+    fitted = calibration.fit_calibration("vector_scaling", window_logits, owner, targets)
+    assert calibration.Calibration.from_json(fitted.to_json()) == fitted
+    old = calibration.Calibration.temperature_only(0.5, 3)
+    np.testing.assert_allclose(
+        old.probabilities(window_logits, owner, 300),
+        calibration.clip_probabilities(window_logits, owner, 300, 0.5),
+    )
+
+
 def test_not_sure_threshold_keeps_the_minimum_coverage() -> None:
     rng = np.random.default_rng(1)
     probabilities = calibration.softmax(rng.normal(size=(500, 5)) * 2)

@@ -59,11 +59,19 @@ def test_uninformative_audio_gives_back_the_age_prior_and_is_at_chance() -> None
     by_age = evidence_eval.age_prior_probabilities(clips, folds, priors, config, by_age=True)
     assert np.allclose(combined, by_age)
     assert np.allclose(combined.sum(axis=1), 1)
-    assert sorted(at_chance) == ratios and {config.chance_ratio, 2.3, *evidence_eval.CHANCE_RATIOS} == set(
+    assert sorted(at_chance) == ratios and {config.chance_ratio, 2.35, *evidence_eval.CHANCE_RATIOS} == set(
         ratios
     )
     assert all(flags.all() for flags in at_chance.values())
     assert np.allclose(evidence_eval.audio_departure(no_age, no_age), 1)
+
+
+def test_the_chance_ratio_rule_rounds_up_strictly_above_the_shuffled_quantile() -> None:
+    # A shuffled model calibrated to its prior moves nothing (departure 1): the rule must still flag clips.
+    assert evidence_eval.chance_ratio_by_rule(1.0) == 1.05
+    assert evidence_eval.chance_ratio_by_rule(1.0001) == 1.05
+    assert evidence_eval.chance_ratio_by_rule(1.07) == 1.1
+    assert evidence_eval.chance_ratio_by_rule(2.34) == 2.35
 
 
 def test_the_departure_is_what_combine_evidence_compares_with_the_chance_ratio() -> None:
@@ -122,6 +130,7 @@ def synthetic_inputs(n_clips: int = 60) -> evidence_eval.EvidenceInputs:
     perfect[np.arange(n_clips), targets] = 0.92
     noisy = rng.dirichlet(np.ones(5), n_clips)
     rows = {
+        evidence_eval.AUDIO_TEMPERATURE: rng.dirichlet(np.ones(5), n_clips),
         evidence_eval.AUDIO: noisy,
         evidence_eval.AGE_PRIOR: shares,
         evidence_eval.COMBINED: perfect,
@@ -139,8 +148,8 @@ def synthetic_inputs(n_clips: int = 60) -> evidence_eval.EvidenceInputs:
         rows=rows,
         at_chance=at_chance,
         platform_auc={"as recorded": (0.9, 0.85, 0.95), "codec-matched": (0.6, 0.5, 0.7)},
-        codec_temperature=0.5,
-        shuffled_chance_ratio=2.34,
+        calibration_method="prior_shrink",
+        shuffled_departure=np.full(n_clips, 2.34),
         untagged_clips=3,
     )
 
@@ -157,7 +166,7 @@ def test_the_section_renders_from_small_synthetic_arrays(tmp_path: Path) -> None
     )  # macro-F1 (a resample may miss a class)
     assert f"| {evidence_eval.COMBINED} minus {evidence_eval.AUDIO} |" in text
     assert f"| {config.chance_ratio:g} (shipped) | 25.0% (15) |" in text
-    assert "| 2.3 (shuffled model) | 25.0% (15) |" in text
+    assert "| 2.35 (shuffled model's rule) | 25.0% (15) |" in text
     assert "- Clips flagged not at chance at the shipped ratio (45):" in text
     assert "Within android clips (30):" in text and "Within ios clips (30):" in text
     assert "- as recorded: 0.900 [0.850, 0.950]" in text

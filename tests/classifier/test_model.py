@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import onnx
 
-from services.classifier import export, inference
+from services.classifier import calibration, export, inference
 from services.classifier.analysis import CryClassifier
 from services.classifier.features import N_FRAMES, N_MELS, feature_parameters
 from services.classifier.settings import ClassifierSettings
@@ -30,7 +30,11 @@ def test_metadata_matches_the_code(classifier: CryClassifier) -> None:
     assert metadata.version.startswith(export.MODEL_FAMILY + "-")
     assert 0 < metadata.cry_threshold < 1
     assert 1 / len(metadata.labels) <= metadata.not_sure_threshold < 1
-    assert metadata.temperature > 0
+    assert (
+        metadata.calibration.method in calibration.CALIBRATION_METHODS
+        and metadata.calibration.temperature > 0
+    )
+    assert len(metadata.calibration.bias) == len(metadata.calibration.prior) == len(metadata.labels)
     assert (inference.INPUT_NAMES, inference.OUTPUT_NAMES) == (export.INPUT_NAMES, export.OUTPUT_NAMES)
     assert (
         "scared" not in metadata.labels

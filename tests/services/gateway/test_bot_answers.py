@@ -6,9 +6,15 @@ the answer rendered from the result the store wrote. A job the worker gives up o
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import onnx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.classifier.calibration import Calibration
+from services.classifier.inference import ModelMetadata
+from services.classifier.settings import ClassifierSettings
 from services.common.contracts import CryResult
 from services.common.settings import REPO_ROOT
 from services.common.topology import CRY_CLASSIFY_QUEUE, GATEWAY_REPLIES_QUEUE, JOBS_EXCHANGE
@@ -34,11 +40,27 @@ async def stored_result(sessions: async_sessionmaker[AsyncSession], request_id: 
     return repository.stored_cry_result(request, prediction)
 
 
+def temperature_only_model(directory: Path) -> Path:
+    """The shipped file with the previous calibration (its own temperature, no shrink to the prior).
+
+    The shipped calibration gives every cry the training prior, so no recording could be `not_sure`; with
+    one temperature the samples still spread over both sides of the shipped not-sure threshold.
+    """
+    model = onnx.load(str(ClassifierSettings().model_path))
+    properties = {prop.key: prop.value for prop in model.metadata_props}
+    metadata = ModelMetadata.from_properties(properties)
+    calibration = Calibration.temperature_only(metadata.calibration.temperature, len(metadata.labels))
+    onnx.helper.set_model_props(model, {**properties, "calibration": calibration.to_json()})
+    path = directory / "cry_model_temperature_only.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
 async def test_each_status_is_answered_in_place_in_the_parents_language(
-    start_gateway, start_service, store_url, broker, sessions
+    start_gateway, start_service, store_url, broker, sessions, tmp_path
 ) -> None:
     store = start_service("store")
-    classifier = start_service("classifier")
+    classifier = start_service("classifier", EARSHOT_MODEL_PATH=str(temperature_only_model(tmp_path)))
     await wait_until_serving(store_url, store)
     await broker.wait_for_consumers(CRY_CLASSIFY_QUEUE, timeout_s=60, started=classifier)
     gateway = await start_gateway(max_upload_bytes=20_000_000, max_voice_duration_s=120.0)
