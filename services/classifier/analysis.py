@@ -110,21 +110,11 @@ class CryClassifier:
                 "are hunger, tiredness and discomfort; try them, or record again for 5 or more seconds."
             )
             return self._answer("not_sure", quality, message, label, probabilities)
-        return self._answer(
-            "ok", quality, self._ok_message(label, probabilities[label]), label, probabilities
+        message = (
+            f"The cry sounds most like {LABEL_NAMES.get(label, label)} ({probabilities[label]:.0%} likely). "
+            "This is a hint, not a diagnosis: if the baby seems unwell, call a doctor."
         )
-
-    def _ok_message(self, label: str, probability: float) -> str:
-        """Never says "sounds like" when the calibrated sound says nothing (model card: it is at chance)."""
-        name = LABEL_NAMES.get(label, label)
-        if self.metadata.calibration.hears_the_sound:
-            finding = f"The cry sounds most like {name} ({probability:.0%} likely). "
-        else:
-            finding = (
-                "The sound of a cry does not tell the reasons apart (measured on our recordings), so this is "
-                f"how common each reason is: most often {name} ({probability:.0%}). "
-            )
-        return finding + "This is a hint, not a diagnosis: if the baby seems unwell, call a doctor."
+        return self._answer("ok", quality, message, label, probabilities)
 
     def _reason_probabilities(self, reason_logits: np.ndarray) -> dict[str, float]:
         """The shipped calibration of the windows' probabilities: the very function the evaluation scores."""

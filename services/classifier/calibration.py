@@ -72,11 +72,6 @@ class Calibration:
         """What files exported before vector scaling and shrinking meant by their plain `temperature`."""
         return cls("temperature", temperature, 1.0, (0.0,) * n_labels, 0.0, (1.0 / n_labels,) * n_labels)
 
-    @property
-    def hears_the_sound(self) -> bool:
-        """False when the calibration is the training prior itself: the sound then changes no probability."""
-        return self.prior_weight < 1
-
     def probabilities(self, window_logits: np.ndarray, owner: np.ndarray, n_clips: int) -> np.ndarray:
         """(clips, labels) calibrated probabilities of the clips whose windows ``owner`` indexes."""
         mean = clip_probabilities(window_logits, owner, n_clips, self.temperature)

@@ -15,6 +15,7 @@ from services.common.audio import AudioRejected
 from services.common.settings import CACHE_DIR
 
 KWS_CACHE = CACHE_DIR / "kws"
+ABLATION_SWITCHES = ("wide_prosody", "run_on_probability", "warp_probability", "spec_masks", "seed")
 
 
 def scan(args: argparse.Namespace) -> int:
@@ -45,11 +46,12 @@ def train(args: argparse.Namespace) -> int:
     from services.kws.synthesis import SpeechCache
     from services.kws.training import TrainingConfig, run_training
 
+    ablation = {name: getattr(args, name) for name in ABLATION_SWITCHES if getattr(args, name) is not None}
     config = TrainingConfig(
-        windows=args.windows, epochs=args.epochs, workers=args.workers, threads=args.threads
+        windows=args.windows, epochs=args.epochs, workers=args.workers, threads=args.threads, **ablation
     )
     cache = SpeechCache(KWS_CACHE / "synth", workers=args.workers)
-    data_path = KWS_CACHE / f"training_windows_{config.windows}_{config.seed}.npz"
+    data_path = KWS_CACHE / f"training_windows_{config.data_key}.npz"
     run_training(config, args.model or MODEL_PATH, cache, data_path)
     return 0
 
@@ -133,6 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--epochs", type=int, default=12)
     train_parser.add_argument("--workers", type=int, default=2)
     train_parser.add_argument("--threads", type=int, default=2)
+    # ablation switches; unset means TrainingConfig's default
+    train_parser.add_argument(
+        "--wide-prosody",
+        action=argparse.BooleanOptionalAction,
+        help="natural training voices' extra takes at wider speed and pitch",
+    )
+    train_parser.add_argument("--run-on-probability", type=float, help="keywords with no real pause")
+    train_parser.add_argument("--warp-probability", type=float, help="vocal tract length warping")
+    train_parser.add_argument("--spec-masks", type=int, help="SpecAugment masks per example")
+    train_parser.add_argument("--seed", type=int, help="another draw of data and weights")
     train_parser.set_defaults(handler=train)
 
     evaluate_parser = commands.add_parser("evaluate", help="held-out voices: write MODEL_CARD.md")

@@ -3,7 +3,9 @@
 Room impulse responses are hybrid: pyroomacoustics' image-source method for the early reflections
 (order ≤ 12, fast) plus an exponentially decaying noise tail that reaches the room's RT60, because a
 full image-source RIR for a live room is too slow to make hundreds of. Codec round trips go through
-FFmpeg (PyAV) and are re-aligned by cross-correlation so keyword spans stay exact.
+FFmpeg (PyAV) and are re-aligned by cross-correlation so keyword spans stay exact. Two augmentations
+work on the log-mel features instead: vocal-tract-length warping (another speaker's formants, exactly
+and cheaply on the mel axis) and SpecAugment-style masks.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import pyroomacoustics as pra
 import scipy.signal
 import soxr
 
-from services.common.audio import decode_audio, encode_audio
+from services.common.audio import AudioLimits, decode_audio, encode_audio
+from services.kws.features import F_MAX, F_MIN, N_MELS, mel_band_centres_hz
 
 SAMPLE_RATE = 16000
 
@@ -83,7 +86,9 @@ def codec_round_trip(samples: np.ndarray, codec: str, bitrate: int) -> np.ndarra
     if rate != SAMPLE_RATE:
         raise ValueError(f"{codec} runs at {rate} Hz, the spotter at {SAMPLE_RATE} Hz")
     encoded = encode_audio(samples, rate, container_format, codec_name, bitrate)
-    return align_to(decode_audio(encoded, SAMPLE_RATE).samples, samples)
+    # our own encoding of a track of any length (evaluation joins minutes of speech), not a client's upload
+    own_track = AudioLimits(max_bytes=len(encoded) + 1, max_duration_s=len(samples) / SAMPLE_RATE + 60)
+    return align_to(decode_audio(encoded, SAMPLE_RATE, own_track).samples, samples)
 
 
 def align_to(candidate: np.ndarray, reference: np.ndarray, max_lag: int = 3000) -> np.ndarray:
@@ -122,3 +127,48 @@ def fit_length(samples: np.ndarray, n: int, rng: np.random.Generator) -> np.ndar
         samples = np.tile(samples, n // max(1, len(samples)) + 1)
     start = int(rng.integers(0, len(samples) - n + 1))
     return samples[start : start + n]
+
+
+def vocal_tract_warp(features: np.ndarray, alpha: float, boundary: float = 0.8) -> np.ndarray:
+    """Log-mel ``features`` (frames, N_MELS) as a vocal tract ``alpha`` times shorter would give them.
+
+    VTLP's piecewise-linear warp f → alpha·f up to ``boundary`` of the band (scaled so nothing leaves
+    it), then linear to F_MAX, applied by reading each band at its source frequency, interpolated
+    between bands. alpha > 1 moves formants up (a smaller speaker), alpha < 1 down.
+    """
+    centres = mel_band_centres_hz()
+    knee = boundary * F_MAX * min(1.0, 1.0 / alpha)
+    source = np.where(
+        centres <= alpha * knee,
+        centres / alpha,
+        knee + (centres - alpha * knee) * (F_MAX - knee) / (F_MAX - alpha * knee),
+    )
+    positions = np.interp(np.clip(source, F_MIN, F_MAX), centres, np.arange(N_MELS))
+    lower = np.clip(np.floor(positions).astype(int), 0, N_MELS - 1)
+    upper = np.clip(lower + 1, 0, N_MELS - 1)
+    fraction = (positions - lower).astype(np.float32)
+    return (features[:, lower] * (1 - fraction) + features[:, upper] * fraction).astype(features.dtype)
+
+
+def mask_features(
+    features: np.ndarray,
+    fill: np.ndarray,
+    rng: np.random.Generator,
+    masks: int = 2,
+    max_bands: int = 5,
+    max_frames: int = 8,
+) -> np.ndarray:
+    """SpecAugment: ``masks`` bands of up to ``max_bands`` mel bands and ``masks`` stretches of up to
+    ``max_frames`` frames of each example (batch, frames, N_MELS) set to ``fill`` (per band), a copy.
+    Time masks stay short (80 ms) against a keyword of about half a second."""
+    masked = features.copy()
+    n_frames = features.shape[1]
+    for example in masked:
+        for _ in range(masks):
+            width = int(rng.integers(0, max_bands + 1))
+            first = int(rng.integers(0, N_MELS - width + 1))
+            example[:, first : first + width] = fill[first : first + width]
+            length = int(rng.integers(0, max_frames + 1))
+            start = int(rng.integers(0, n_frames - length + 1))
+            example[start : start + length] = fill
+    return masked

@@ -2,8 +2,10 @@
 
 A positive is ``[carrier] + keyword + [carrier]`` from one voice, each part trimmed and joined with a
 short pause, so the keyword's span is known to the sample. Confusables are composed the same way.
-Sayings are keyword-free speech. Training windows are then augmented (speed, room, band, codec,
-noise, gain) and turned into log-mel features with frame labels.
+In training a share of them is run on (no pause, or a few ms) into the carrier phrases, as a keyword
+said mid-sentence is. Sayings are keyword-free speech. Training windows are then augmented (speed,
+room, band, codec, noise, gain) and turned into log-mel features, most of them warped to another
+vocal tract length, with frame labels.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import soxr
 from services.common.settings import SHARED_DATA_DIR
 from services.kws import augment
 from services.kws.detector import FrameTiming
-from services.kws.features import SAMPLE_RATE
+from services.kws.features import SAMPLE_RATE, log_mel
 from services.kws.network import SCORE_STRIDE
 from services.kws.speech_plan import VoicePlan
 from services.kws.synthesis import SpeechCache
@@ -27,6 +29,7 @@ WINDOW_S = 3.0
 SCORE_HOP_MS = 10.0 * SCORE_STRIDE
 SCORE_OFFSET_MS = 12.5  # centre of the first 25 ms feature frame
 TRAINING_TIMING = FrameTiming(hop_ms=SCORE_HOP_MS, offset_ms=SCORE_OFFSET_MS)
+WARP_RANGE = (0.84, 1.19)  # vocal tract length factors, drawn log-uniformly: about a man's to a child's
 
 
 @dataclass
@@ -59,17 +62,27 @@ def load_voice_audio(plans: list[VoicePlan], cache: SpeechCache) -> list[VoiceAu
 
 
 def compose(
-    middle: np.ndarray, voice: VoiceAudio, rng: np.random.Generator, speed: float = 1.0
+    middle: np.ndarray,
+    voice: VoiceAudio,
+    rng: np.random.Generator,
+    speed: float = 1.0,
+    run_on: bool = False,
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """``[carrier] pause middle pause [carrier]`` played ``speed`` times faster; the span of ``middle``."""
+    """``[carrier] pause middle pause [carrier]`` played ``speed`` times faster; the span of ``middle``.
+
+    Pauses last 30–350 ms, or 0–30 ms when ``run_on``; the random draws are the same either way, so
+    evaluation tracks (never run on) do not change with it."""
     parts: list[np.ndarray] = []
     if rng.random() < 0.65:
-        parts += [voice.carriers[rng.integers(len(voice.carriers))], _pause(rng)]
+        parts += [voice.carriers[rng.integers(len(voice.carriers))], _pause(rng, run_on)]
     start = sum(len(part) for part in parts)
     parts.append(middle)
     if rng.random() < 0.7:
-        parts += [_pause(rng), voice.carriers[rng.integers(len(voice.carriers))]]
-    audio = augment.change_speed(np.concatenate(parts).astype(np.float32), speed)
+        parts += [_pause(rng, run_on), voice.carriers[rng.integers(len(voice.carriers))]]
+    joined = np.concatenate(parts).astype(np.float32)
+    audio = augment.change_speed(joined, speed)
+    if len(audio) == len(joined):
+        speed = 1.0  # change_speed leaves factors within 0.1% of 1 alone: so must the span
     return audio, (int(round(start / speed)), int(round((start + len(middle)) / speed)))
 
 
@@ -96,8 +109,9 @@ def place(
     return audio[cut : cut + n], [(start - cut, end - cut) for start, end in spans]
 
 
-def _pause(rng: np.random.Generator) -> np.ndarray:
-    return np.zeros(int(rng.uniform(0.03, 0.35) * SAMPLE_RATE), np.float32)
+def _pause(rng: np.random.Generator, run_on: bool = False) -> np.ndarray:
+    low, high = (0.0, 0.03) if run_on else (0.03, 0.35)
+    return np.zeros(int(rng.uniform(low, high) * SAMPLE_RATE), np.float32)
 
 
 def load_background_clips() -> list[np.ndarray]:
@@ -168,9 +182,10 @@ def _telephone(audio: np.ndarray) -> np.ndarray:
 
 
 def training_window(
-    voices: list[VoiceAudio], augmenter: Augmenter, rng: np.random.Generator
+    voices: list[VoiceAudio], augmenter: Augmenter, rng: np.random.Generator, run_on_probability: float
 ) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """One augmented WINDOW_S window and the keyword spans (ms) inside it."""
+    """One augmented WINDOW_S window and the keyword spans (ms) inside it; keywords and confusables are
+    run on into their carriers (no real pause) with ``run_on_probability``."""
     n = int(WINDOW_S * SAMPLE_RATE)
     kind = rng.choice(["keyword", "confusable", "saying", "background"], p=[0.35, 0.3, 0.25, 0.1])
     natural = [voice for voice in voices if voice.natural]
@@ -180,7 +195,8 @@ def training_window(
     if kind in ("keyword", "confusable"):
         takes = voice.keywords if kind == "keyword" else voice.confusables
         middle = takes[rng.integers(len(takes))]
-        audio, span = compose(middle, voice, rng, keyword_speed(middle, voice, rng))
+        run_on = run_on_probability > 0 and bool(rng.random() < run_on_probability)  # no draw when off
+        audio, span = compose(middle, voice, rng, keyword_speed(middle, voice, rng), run_on)
         audio, spans = place(audio, [span] if kind == "keyword" else [], n, rng)
     elif kind == "saying":
         audio, spans = place(voice.sayings[rng.integers(len(voice.sayings))], [], n, rng)
@@ -188,3 +204,13 @@ def training_window(
         audio = augmenter.noise(n, rng) * 0.1
     audio = augmenter(audio, rng)
     return audio, [(start * 1000 / SAMPLE_RATE, end * 1000 / SAMPLE_RATE) for start, end in spans]
+
+
+def training_features(audio: np.ndarray, rng: np.random.Generator, warp_probability: float) -> np.ndarray:
+    """Log-mel features of a training window, warped to a random vocal tract length (``WARP_RANGE``)
+    with ``warp_probability``: the synthetic voices are few, the speakers the model must hear are many."""
+    features = log_mel(audio)
+    if rng.random() < warp_probability:
+        alpha = float(np.exp(rng.uniform(np.log(WARP_RANGE[0]), np.log(WARP_RANGE[1]))))
+        features = augment.vocal_tract_warp(features, alpha)
+    return features

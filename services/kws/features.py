@@ -32,11 +32,20 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
 
 
+def _mel_band_edges_hz() -> np.ndarray:
+    """Lower edge, centres and upper edge of the mel bands, equally spaced in mel, shape (N_MELS + 2,)."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(np.array(F_MIN)), _hz_to_mel(np.array(F_MAX)), N_MELS + 2))
+
+
+def mel_band_centres_hz() -> np.ndarray:
+    """Centre frequency of each mel band, shape (N_MELS,)."""
+    return _mel_band_edges_hz()[1:-1]
+
+
 @lru_cache(maxsize=1)
 def mel_filterbank() -> np.ndarray:
     """Triangular HTK-style mel filters, shape (N_FFT // 2 + 1, N_MELS), float32."""
-    mel_points = np.linspace(_hz_to_mel(np.array(F_MIN)), _hz_to_mel(np.array(F_MAX)), N_MELS + 2)
-    hz_points = _mel_to_hz(mel_points)
+    hz_points = _mel_band_edges_hz()
     bins = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
     lower, centre, upper = hz_points[:-2, None], hz_points[1:-1, None], hz_points[2:, None]
     rising = (bins[None, :] - lower) / (centre - lower)

@@ -175,4 +175,6 @@ this table, so it sits low and trades false intervals for fewer self-triggers; s
   around it, which is easier than a keyword run into its neighbours.
 - Confusables were chosen by hand; other similar words may fire.
 - Music was not part of training or evaluation.
+- What was tried to make held-out voices generalise (wider prosody, vocal tract length warping,
+  SpecAugment, run-on keywords) and what it measured: `reports/ablation.md`.
 """

@@ -31,7 +31,14 @@ _FESTIVAL_UNSAFE = re.compile(r"[^А-Яа-яЁё0-9 ,.?!:;\-]")
 
 @dataclass(frozen=True)
 class SpeechRequest:
-    """One utterance: ``rate`` and ``pitch`` are 0..1, mapped onto each engine's own scale."""
+    """One utterance: ``rate`` and ``pitch`` are mapped linearly onto each engine's own scale.
+
+    0..1 is the range every split uses: espeak-ng 110..210 words/min and pitch 20..80; RHVoice rate
+    45..100% and pitch 25..75% of the voice's default (RHVoice clamps both to 50..200%, so 0..1 spans
+    half speed to normal speed and the lowest pitch to three quarters of the default). The wide-prosody
+    training option asks natural voices for values above 1 (faster, higher), which only RHVoice's and
+    festival's scales take: the cheapest way to hear more speakers from the few trainable natural voices.
+    """
 
     voice: Voice
     text: str

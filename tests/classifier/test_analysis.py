@@ -1,6 +1,5 @@
 """CryClassifier.analyse end to end: every format, every kind of bad input, and the gate on non-cries."""
 
-import dataclasses
 import subprocess
 import tempfile
 from pathlib import Path
@@ -9,8 +8,6 @@ import numpy as np
 import pytest
 
 from services.classifier.analysis import CryClassifier
-from services.classifier.calibration import Calibration
-from services.classifier.features import PHONE_SAMPLE_RATE
 from services.classifier.settings import ClassifierSettings
 from services.common.audio import decode_audio
 from tests.audio_files import FORMATS, encode, tone
@@ -49,25 +46,6 @@ def test_bad_bytes_are_an_answer_not_an_exception(
     assert (analysis.status, analysis.quality["reason"]) == ("bad_audio", reason)
     assert analysis.label is None and analysis.probabilities == {}
     assert analysis.message
-
-
-def test_an_answer_says_sounds_like_only_when_the_calibration_hears_the_sound(
-    classifier: CryClassifier,
-) -> None:
-    labels = classifier.metadata.labels
-    prior_only = Calibration("prior_shrink", 1.0, 1.0, (0.0,) * len(labels), 1.0, (0.6, 0.1, 0.1, 0.1, 0.1))
-    hearing = Calibration.temperature_only(1.0, len(labels))
-    messages = {}
-    for name, calibration in (("prior", prior_only), ("sound", hearing)):
-        answer = CryClassifier.load()
-        answer.metadata = dataclasses.replace(
-            answer.metadata, calibration=calibration, not_sure_threshold=0.0
-        )
-        messages[name] = answer.analyse_samples(cry_samples(PHONE_SAMPLE_RATE)).message
-    assert (
-        "sounds most like" not in messages["prior"] and "does not tell the reasons apart" in messages["prior"]
-    )
-    assert "sounds most like" in messages["sound"]
 
 
 def test_truncated_file_is_corrupt(classifier: CryClassifier) -> None:
