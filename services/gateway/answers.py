@@ -8,6 +8,7 @@ gateway replica renders it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,22 +33,25 @@ class StoredAnswer:
     def message_id(self) -> int:
         return self.result.message_id
 
+    @property
     def shown_label(self) -> str:
         """The reason the answer names first: the combined top reason."""
-        return self.ranked_labels()[0]
+        return self.ranked_labels[0]
 
+    @cached_property
     def ranked_labels(self) -> list[str]:
+        """The reasons as the answer ranks them (combined once per answer, however often it is asked)."""
         return [label for label, _ in replies.ranked(replies.shown_probabilities(self.result, self.told))]
 
     def snapshot(self) -> repository.AnswerSnapshot:
         """What the parent sees now, for a feedback row."""
-        return repository.AnswerSnapshot(self.shown_label(), self.told.age_band, dict(self.told.context))
+        return repository.AnswerSnapshot(self.shown_label, self.told.age_band, dict(self.told.context))
 
     def text(self) -> str:
         return replies.render_result(self.result, self.told)
 
     def keyboard(self) -> InlineKeyboardMarkup:
-        chosen, reported = feedback_marks(self.feedback, self.shown_label())
+        chosen, reported = feedback_marks(self.feedback, self.shown_label)
         context = self.told.context if replies.evidence_applies(self.result) else None
         return answer_keyboard(self.message_id, self.result.language, chosen, reported, context)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -249,11 +250,11 @@ async def on_feedback(query: CallbackQuery, callback_data: FeedbackCallback, ses
             await query.answer(words["gone"])
             return
         if callback_data.choice == "ask":
-            labels = answer.ranked_labels()
+            labels = answer.ranked_labels
             await edit_keyboard(query.message, reasons_keyboard(callback_data.message_id, labels, language))
             await query.answer(words["choose"])
             return
-        verdict, reported = feedback_verdict(callback_data, answer.shown_label(), answer.ranked_labels())
+        verdict, reported = feedback_verdict(callback_data, answer.shown_label, answer.ranked_labels)
         if verdict is None:
             await query.answer()
             return
@@ -278,9 +279,9 @@ def feedback_verdict(
     return None, None
 
 
-async def edit_keyboard(message: Message, keyboard) -> None:
-    # Telegram refuses an edit that changes nothing ("message is not modified"): a double tap does that.
-    with contextlib.suppress(TelegramBadRequest):
+async def edit_keyboard(message: Message, keyboard: InlineKeyboardMarkup) -> None:
+    """Edit only the buttons under the bot's message, with the same tolerance as ``edit_in_place``."""
+    with edit_refusals_logged(message):
         await message.edit_reply_markup(reply_markup=keyboard)
 
 
@@ -318,8 +319,15 @@ async def edit_in_place(message: Message, text: str, keyboard: InlineKeyboardMar
 
     A message Telegram will not edit any more (deleted, too old) is logged: the tap is stored either way.
     """
-    try:
+    with edit_refusals_logged(message):
         await message.edit_text(text, reply_markup=keyboard)
+
+
+@contextlib.contextmanager
+def edit_refusals_logged(message: Message) -> Iterator[None]:
+    """Telegram's refusal to edit ``message``: silent when the edit changed nothing, else logged."""
+    try:
+        yield
     except TelegramBadRequest as error:
         if NOT_MODIFIED not in str(error):
             log.warning(
@@ -353,13 +361,11 @@ async def on_settings_tap(
         deleted = await repository.set_donation(session, query.message.chat.id, callback_data.donate)
         age_band = await repository.age_band_of(session, query.message.chat.id)
     words = replies.SETTINGS_WORDS[language]
-    with contextlib.suppress(TelegramBadRequest):
-        await query.message.edit_text(
-            replies.render_settings(
-                language, callback_data.donate, settings.donation_retention_days, age_band
-            ),
-            reply_markup=settings_keyboard(callback_data.donate, language, age_band),
-        )
+    await edit_in_place(
+        query.message,
+        replies.render_settings(language, callback_data.donate, settings.donation_retention_days, age_band),
+        settings_keyboard(callback_data.donate, language, age_band),
+    )
     confirmation = words["turned_on"] if callback_data.donate else words["turned_off"].format(deleted=deleted)
     await query.answer()
     await query.message.answer(confirmation)

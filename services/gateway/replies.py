@@ -637,7 +637,7 @@ def render_result(result: CryResult, told: AnswerContext = NO_CONTEXT) -> str:
     if not asks_for_feedback(result):
         return "\n".join([*_unjudged_lines(result), DISCLAIMER[language]])
     evidence = combined_evidence(result, told) if evidence_applies(result) else None
-    reasons = ranked(shown_probabilities(result, told))
+    reasons = ranked(evidence.probabilities if evidence else result.probabilities)
     why = [WHY[language]["title"], *why_lines(evidence, told, language)] if evidence else []
     if result.status == "ok":
         top_label, top_probability = reasons[0]

@@ -92,11 +92,13 @@ def test_shipped_config_sums_to_one_for_every_combination_of_answers() -> None:
         rule.kind == "rule of thumb" and rule.source.startswith("docs/reasons.md#")
         for rule in config.rules.values()
     )
+    for rule in config.rules.values():  # an age band's own ratios name known bands and answers only
+        assert set(rule.by_age) <= set(config.age_bands)
+        assert all(set(answers) <= set(rule.answers) for answers in rule.by_age.values())
     audio = dict(zip(config.age_prior.labels, [0.5, 0.2, 0.15, 0.1, 0.05], strict=True))
     for band in [None, *config.age_bands]:
         for question, rule in config.rules.items():
             for answer in rule.answers:
-                assert all(set(answers) <= set(rule.answers) for answers in rule.by_age.values())
                 evidence = combine_evidence(audio, band, {question: answer}, config)
                 assert math.isclose(sum(evidence.probabilities.values()), 1.0)
                 assert all(p > 0 for p in evidence.probabilities.values())
