@@ -60,8 +60,8 @@ class CryJob(Contract):
 
 
 class VoiceModel(Contract):
-    """An enrolled voice's artefact (``KwsVoiceHead.v1`` JSON); it rides in the job, as workers have no
-    database."""
+    """An enrolled voice's artefact (``KwsVoiceHead.v2`` JSON, or a v1 one stored before it); it rides in
+    the job, as workers have no database."""
 
     voice_id: VoiceId
     head: dict[str, object]

@@ -61,7 +61,7 @@ def response_tracks(voices: list[VoiceAudio], rng: np.random.Generator) -> list[
 
 
 def fires(spotter: KeywordSpotter, scores: np.ndarray, threshold: float) -> bool:
-    return bool(detect(scores, spotter.metadata.detector(threshold), spotter.metadata.timing))
+    return bool(detect(scores, spotter.detector(threshold), spotter.metadata.timing))
 
 
 def echo_scores(

@@ -1,8 +1,10 @@
-"""Frame scores → detections: smoothing, a threshold, and patience (a minimum run of frames).
+"""Frame scores → detections: smoothing, a threshold, patience (a minimum run of frames) and a hold level.
 
 Pure numpy. The network emits one keyword-presence probability per score frame; a detection is a
 run of consecutive smoothed frames at or above the threshold that lasts at least ``min_frames``
-frames, which removes one-frame blips. Its edges are the edges of the first and last frame.
+frames, which removes one-frame blips. With a ``hold`` level below the threshold (hysteresis) the
+detection then spans the whole run of frames at or above ``hold`` around it, so a slow keyword whose score
+dips in the middle stays one detection. Its edges are the edges of the first and last frame.
 """
 
 from __future__ import annotations
@@ -30,6 +32,22 @@ class DetectorConfig:
     threshold: float
     smoothing_frames: int = 3
     min_frames: int = 3
+    hold: float | None = None  # None: the threshold itself (no hysteresis)
+
+    @property
+    def hold_level(self) -> float:
+        """Where a detection's run ends: the hold level, never above the threshold."""
+        return self.threshold if self.hold is None else min(self.hold, self.threshold)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A detection's frames ``first..last`` and ``qualified``, the frame where it first had ``min_frames``
+    consecutive frames at or above the threshold (what a stream must have confirmed before sending it)."""
+
+    first: int
+    last: int
+    qualified: int
 
 
 def smooth(scores: np.ndarray, frames: int) -> np.ndarray:
@@ -49,13 +67,25 @@ def above_threshold_runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return [(int(start), int(stop) - 1) for start, stop in zip(changes[::2], changes[1::2], strict=True)]
 
 
+def detection_runs(smoothed: np.ndarray, config: DetectorConfig) -> list[Run]:
+    """Every run of smoothed frames at or above the hold level that holds ``min_frames`` consecutive
+    frames at or above the threshold; without a hold level, the runs at or above the threshold that last
+    ``min_frames``."""
+    runs = []
+    for first, last in above_threshold_runs(smoothed >= config.hold_level):
+        high = above_threshold_runs(smoothed[first : last + 1] >= config.threshold)
+        long_enough = [start for start, stop in high if stop - start + 1 >= config.min_frames]
+        if long_enough:
+            runs.append(Run(first, last, first + long_enough[0] + config.min_frames - 1))
+    return runs
+
+
 def detect(scores: np.ndarray, config: DetectorConfig, timing: FrameTiming) -> list[Detection]:
     """Detections in ms from per-frame probabilities ``scores``."""
     smoothed = smooth(scores, config.smoothing_frames)
     return [
-        run_detection(first, last, float(smoothed[first : last + 1].max()), timing)
-        for first, last in above_threshold_runs(smoothed >= config.threshold)
-        if last - first + 1 >= config.min_frames
+        run_detection(run.first, run.last, float(smoothed[run.first : run.last + 1].max()), timing)
+        for run in detection_runs(smoothed, config)
     ]
 
 

@@ -5,14 +5,18 @@ its input. Enrollment freezes the network and fits a new logistic head on those 
 reads its own and a few neighbouring frames' embeddings) from the client's clips: keyword clips give positive
 frames inside the span, keyword-free clips and the rest of the keyword clips give negatives, and the base
 model's general data (``GeneralBank``: the training voices' keywords, confusables and sayings) is mixed in so
-that the head stays a keyword spotter and not a detector of this voice. The per-voice threshold comes from
-held-out scores of the client's own clips (cross-fitting, ``FOLDS`` folds) by the kws calibration rule
-(``services.kws.thresholds``: misses weigh 5, false alarms 1), and the same held-out scores give the
+that the head stays a keyword spotter and not a detector of this voice. The head's detections hold on down
+to ``HOLD_RATIO`` of its threshold (hysteresis, ``services.kws.detector``), so a slow keyword whose score
+dips in the middle is still one interval over the whole word and the threshold can sit high. The per-voice
+threshold comes from held-out scores of the client's own clips (cross-fitting, ``FOLDS`` folds) by the kws
+calibration rule (``services.kws.thresholds``: misses weigh 5, false alarms 1) among the thresholds at
+which the keyword-free clips stay within the false-alarm budget, and the same held-out scores give the
 validation figures, base model against adapted model. Every random choice comes from ``seed``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -26,20 +30,27 @@ from services.kws.features import SAMPLE_RATE, log_mel
 from services.kws.labels import frame_labels
 from services.kws.model import MODEL_PATH, SpotterModel
 from services.kws.thresholds import (
+    FALSE_BUDGET_PER_HOUR,
     FALSE_WEIGHT,
     MISS_WEIGHT,
     THRESHOLDS,
+    budget_floor,
     calibration_loss,
     lowest_loss_threshold,
 )
 
-HEAD_FORMAT = "KwsVoiceHead.v1"
+HEAD_FORMAT = "KwsVoiceHead.v2"
+# v1 heads, stored before the hold level, hold at their threshold as they were calibrated; such a head is
+# written back as v1, byte for byte, so its fingerprint and the scans cached under it stay valid.
+V1_FORMAT = "KwsVoiceHead.v1"
+NO_HOLD = 1.0
 BANK_PATH = MODEL_PATH.with_name("marusya_bank.npz")  # made by ``python -m services.kws build-bank``
 CONTEXT_OFFSETS = (-6, -3, 0, 3, 6)  # score frames (20 ms) whose embeddings one frame's head reads
 GENERAL_WEIGHT = 0.5  # total weight of the bank's frames relative to the client's frames
 L2 = 1e-2
 FOLDS = 4  # cross-fitting folds: every client clip is scored once by a head that did not see it
 ALIGN_MIN_PEAK = 0.05  # below this the base model has not really heard the keyword: ask for a span
+HOLD_RATIO = 0.5  # a detection lasts while the score stays above half the threshold, as alignment's half peak
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,8 @@ def load_bank(path: Path = BANK_PATH) -> GeneralBank:
 
 @dataclass(frozen=True)
 class VoiceHead:
-    """The per-voice artefact: standardisation, logistic weights and the voice's threshold."""
+    """The per-voice artefact: standardisation, logistic weights, the voice's threshold and its hold level
+    as a share of the threshold (1: no hysteresis)."""
 
     base_model_version: str
     mean: np.ndarray
@@ -82,6 +94,7 @@ class VoiceHead:
     threshold: float
     seed: int
     offsets: tuple[int, ...] = CONTEXT_OFFSETS
+    hold_ratio: float = HOLD_RATIO
 
     @property
     def version(self) -> str:
@@ -100,8 +113,14 @@ class VoiceHead:
         return (1.0 / (1.0 + np.exp(-(standardised @ self.weights + self.bias)))).astype(np.float32)
 
     def to_json_dict(self) -> dict[str, object]:
+        """``KwsVoiceHead.v2``: the v1 fields and the hold ratio; a head holding at its threshold is v1."""
+        if self.hold_ratio == NO_HOLD:
+            return self._v1_json_dict()
+        return self._v1_json_dict() | {"format": HEAD_FORMAT, "hold_ratio": float(self.hold_ratio)}
+
+    def _v1_json_dict(self) -> dict[str, object]:
         return {
-            "format": HEAD_FORMAT,
+            "format": V1_FORMAT,
             "base_model_version": self.base_model_version,
             "offsets": list(self.offsets),
             "mean": [float(value) for value in self.mean],
@@ -114,7 +133,7 @@ class VoiceHead:
 
     @classmethod
     def from_json_dict(cls, values: dict[str, object]) -> VoiceHead:
-        if values.get("format") != HEAD_FORMAT:
+        if values.get("format") not in (V1_FORMAT, HEAD_FORMAT):
             raise ValueError(f"not a {HEAD_FORMAT} artefact: format {values.get('format')!r}")
         return cls(
             base_model_version=str(values["base_model_version"]),
@@ -125,6 +144,7 @@ class VoiceHead:
             threshold=float(values["threshold"]),
             seed=int(values["seed"]),
             offsets=tuple(int(offset) for offset in values["offsets"]),
+            hold_ratio=float(values.get("hold_ratio", NO_HOLD)),
         )
 
 
@@ -169,9 +189,12 @@ class Enrollment:
     clips: int
 
     def validation_json(self) -> dict[str, object]:
+        """What ``GET /v1/voices/{id}`` reports: base against adapted, and how the threshold was chosen."""
         return {
             "base": self.base.to_json_dict(),
             "adapted": self.adapted.to_json_dict(),
+            "hold": round(self.head.threshold * self.head.hold_ratio, 4),
+            "false_budget_per_hour": FALSE_BUDGET_PER_HOUR,
             "clips": self.clips,
             "method": f"{FOLDS}-fold cross-fitting over the enrollment clips",
         }
@@ -234,9 +257,10 @@ def fold_of(count: int, rng: np.random.Generator, folds: int = FOLDS) -> np.ndar
 
 
 def fit_head(
-    frames: list[ClipFrames], bank: GeneralBank, base_model_version: str, seed: int, threshold: float = 0.5
+    frames: list[ClipFrames], bank: GeneralBank, base_model_version: str, seed: int
 ) -> VoiceHead:
-    """A head fitted on the clips' frames and the bank (worth ``GENERAL_WEIGHT`` of the clips' weight)."""
+    """A head fitted on the clips' frames and the bank (worth ``GENERAL_WEIGHT`` of the clips' weight);
+    its threshold is 0.5 until ``enroll`` sets it from held-out scores."""
     features = np.concatenate([clip.features for clip in frames] + [bank.features])
     labels = np.concatenate([clip.labels for clip in frames] + [bank.labels])
     client_weight = sum(float(clip.weights.sum()) for clip in frames)
@@ -245,7 +269,7 @@ def fit_head(
     mean = features.mean(axis=0)
     scale = features.std(axis=0) + 1e-3
     coefficients, bias = fit_logistic((features - mean) / scale, labels, weights)
-    return VoiceHead(base_model_version, mean, scale, coefficients, bias, threshold, seed)
+    return VoiceHead(base_model_version, mean, scale, coefficients, bias, threshold=0.5, seed=seed)
 
 
 def scored_tracks(
@@ -279,27 +303,33 @@ def figures(spotter, scored: ScoredTracks, threshold: float) -> DetectionFigures
 def calibrated_threshold(
     spotter, held_out: ScoredTracks, free_scores: list[np.ndarray], free_clips: list[EnrollmentClip]
 ) -> float:
-    """The kws calibration rule on held-out clips whose truth is known: per threshold, misses (a keyword
-    clip whose span no interval covers) weigh ``MISS_WEIGHT``, false alarms (a keyword-free clip with an
-    interval) ``FALSE_WEIGHT``; the least loss wins, ties go to the highest threshold."""
-    caught = np.array(
-        [
-            [
-                any(
-                    interval.start_ms <= span[0] and interval.end_ms >= span[1]
-                    for interval in intervals_at(spotter, scores, duration_ms, float(threshold))
-                )
-                for scores, duration_ms, span in held_out.positives
-            ]
-            + [
-                bool(intervals_at(spotter, scores, clip.duration_ms, float(threshold)))
-                for scores, clip in zip(free_scores, free_clips, strict=True)
-            ]
-            for threshold in THRESHOLDS
+    """The kws calibration rule on held-out clips whose truth is known, ``spotter`` being the adapted one
+    (its hold level): per threshold, misses (a keyword clip whose span no interval covers) weigh
+    ``MISS_WEIGHT``, false alarms (a keyword-free clip with an interval) ``FALSE_WEIGHT``; the least loss
+    wins, ties go to the highest threshold. Only thresholds above every one at which the keyword-free
+    clips hold more than ``FALSE_BUDGET_PER_HOUR`` (beyond the false alarms no threshold below the top
+    removes, ``budget_floor``) take part: the loss counts clips, and with a few minutes of keyword-free
+    speech one missed keyword clip outweighs a dozen false alarms, a rate the budget does not allow."""
+    fires, false_intervals = [], []
+    for threshold in THRESHOLDS:
+        free_intervals = [
+            intervals_at(spotter, scores, clip.duration_ms, float(threshold))
+            for scores, clip in zip(free_scores, free_clips, strict=True)
         ]
-    )
+        covered = [
+            any(
+                interval.start_ms <= span[0] and interval.end_ms >= span[1]
+                for interval in intervals_at(spotter, scores, duration_ms, float(threshold))
+            )
+            for scores, duration_ms, span in held_out.positives
+        ]
+        fires.append(covered + [bool(intervals) for intervals in free_intervals])
+        false_intervals.append(sum(len(intervals) for intervals in free_intervals))
     truth = np.array([[True] * len(held_out.positives) + [False] * len(free_clips)])
-    return lowest_loss_threshold(calibration_loss(caught, truth, MISS_WEIGHT, FALSE_WEIGHT))
+    hours = sum(clip.duration_ms for clip in free_clips) / 3.6e6
+    floor = budget_floor(np.array(false_intervals), hours, FALSE_BUDGET_PER_HOUR)
+    loss = calibration_loss(np.array(fires), truth, MISS_WEIGHT, FALSE_WEIGHT)
+    return lowest_loss_threshold(loss, floor)
 
 
 def enroll(
@@ -312,8 +342,9 @@ def enroll(
     """Fit a head for one voice; ``spotter`` is the base ``KeywordSpotter`` (its model, padding, threshold).
 
     Cross-fitting: the clips are split into ``FOLDS`` seeded folds, a head is fitted without each fold and
-    scores it, so every clip gets a score from a head that never saw it. The threshold is chosen on those
-    held-out scores by the kws calibration rule, and the shipped head is then fitted on all clips.
+    scores it, so every clip gets a score from a head that never saw it. The shipped head is fitted on all
+    clips, and its threshold is chosen on those held-out scores by the kws calibration rule under the
+    false-alarm budget, with the shipped head's hold level.
     Keyword clips must carry spans (``align_keyword`` finds one for a clip given by text only).
     """
     rng = np.random.default_rng(seed)
@@ -332,8 +363,9 @@ def enroll(
         for index in np.flatnonzero(free_fold == fold):
             free_scores[index] = head.stacked_scores(free_frames[index].features)
     held_out = scored_tracks(keyword_scores, keyword_clips, free_scores, free_clips)
-    threshold = calibrated_threshold(spotter, held_out, free_scores, free_clips)
-    head = fit_head(keyword_frames + free_frames, bank, version, seed, threshold)
+    fitted = fit_head(keyword_frames + free_frames, bank, version, seed)
+    threshold = calibrated_threshold(spotter.with_voice(fitted), held_out, free_scores, free_clips)
+    head = dataclasses.replace(fitted, threshold=threshold)
     base_scored = scored_tracks(
         [spotter.frame_scores(clip.samples) for clip in keyword_clips],
         keyword_clips,
@@ -343,7 +375,7 @@ def enroll(
     return Enrollment(
         head=head,
         base=figures(spotter, base_scored, spotter.threshold),
-        adapted=figures(spotter, held_out, threshold),
+        adapted=figures(spotter.with_voice(head), held_out, threshold),
         clips=len(keyword_clips) + len(free_clips),
     )
 

@@ -101,7 +101,7 @@ def intervals_at(
     spotter: KeywordSpotter, scores: np.ndarray, duration_ms: int, threshold: float
 ) -> list[SkipInterval]:
     metadata = spotter.metadata
-    detections = detect(scores, metadata.detector(threshold), metadata.timing)
+    detections = detect(scores, spotter.detector(threshold), metadata.timing)
     return detections_to_intervals(detections, spotter.padding, duration_ms, metadata.merge_gap_ms)
 
 

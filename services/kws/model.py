@@ -51,9 +51,9 @@ class ModelMetadata:
     def padding(self) -> Padding:
         return Padding(before_ms=self.pad_before_ms, after_ms=self.pad_after_ms)
 
-    def detector(self, threshold: float) -> DetectorConfig:
+    def detector(self, threshold: float, hold: float | None = None) -> DetectorConfig:
         return DetectorConfig(
-            threshold=threshold, smoothing_frames=self.smoothing_frames, min_frames=self.min_frames
+            threshold=threshold, smoothing_frames=self.smoothing_frames, min_frames=self.min_frames, hold=hold
         )
 
 

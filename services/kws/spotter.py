@@ -22,7 +22,7 @@ from services.common.audio import AudioLimits, decode_audio
 from services.common.contracts import KwsResult
 from services.common.contracts import SkipInterval as ResultInterval
 from services.common.metrics import stage
-from services.kws.detector import detect
+from services.kws.detector import DetectorConfig, detect
 from services.kws.features import N_MELS, StreamingLogMel, log_mel
 from services.kws.intervals import Padding, SkipInterval, detections_to_intervals
 from services.kws.model import SpotterModel
@@ -131,12 +131,18 @@ class KeywordSpotter:
             scores = self.feature_scores(features)
         return self.scan_scores(scores, duration_ms, threshold)
 
+    def detector(self, threshold: float | None = None) -> DetectorConfig:
+        """The detector at ``threshold`` (default: this spotter's), with the voice head's hold level."""
+        threshold = self.threshold if threshold is None else threshold
+        hold = None if self.head is None else threshold * self.head.hold_ratio
+        return self.metadata.detector(threshold, hold)
+
     def scan_scores(self, scores: np.ndarray, duration_ms: int, threshold: float | None = None) -> KwsScan:
         """Intervals from a whole track's frame scores: the post-processing batch and stream scans share."""
-        threshold = self.threshold if threshold is None else threshold
-        detections = detect(scores, self.metadata.detector(threshold), self.metadata.timing)
+        config = self.detector(threshold)
+        detections = detect(scores, config, self.metadata.timing)
         intervals = detections_to_intervals(detections, self.padding, duration_ms, self.metadata.merge_gap_ms)
-        return KwsScan(duration_ms, intervals, self.model_version, threshold)
+        return KwsScan(duration_ms, intervals, self.model_version, config.threshold)
 
     def frame_scores(self, samples: np.ndarray) -> np.ndarray:
         """Per-frame keyword probabilities of a whole track (for evaluation and calibration)."""

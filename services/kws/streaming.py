@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.kws.detector import above_threshold_runs, run_detection, smooth
+from services.kws.detector import DetectorConfig, detection_runs, run_detection, smooth
 from services.kws.intervals import SkipInterval, pad_and_clamp
 from services.kws.spotter import KeywordSpotter, KwsScan, StreamingScorer
 
@@ -42,6 +42,7 @@ class StreamingDetector:
     # less often costs no delay (see ``next_scan_samples``).
     idle_scan_hop_samples: int = 0
     scorer: StreamingScorer = field(init=False)
+    config: DetectorConfig = field(init=False)  # the spotter's threshold, hold level and patience
     waiting: list[np.ndarray] = field(default_factory=list)
     waiting_samples: int = 0
     exact: list[np.ndarray] = field(default_factory=list)  # exact scores, in order, for the final answer
@@ -50,7 +51,7 @@ class StreamingDetector:
     settled: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     window_start: int = 0
     next_smoothed: int = 0  # first frame whose smoothed score is not yet known
-    run_first: int | None = None  # first frame of the run above the threshold now open
+    run_first: int | None = None  # first frame of the run at or above the hold level now open
     sent_until: int = -1  # last frame of the last interval sent, so a run is never sent twice
     # Right context (feature frames) that confirms a run closed on settled scores; see ``_review_pending``.
     confirm_frames: int = 20
@@ -58,6 +59,7 @@ class StreamingDetector:
 
     def __post_init__(self) -> None:
         self.scorer = StreamingScorer(self.spotter.model, self.spotter.head)
+        self.config = self.spotter.detector()
         if self.spotter.metadata.smoothing_frames % 2 == 0:
             raise ValueError("the streaming detector needs an odd, centred smoothing window")
 
@@ -162,7 +164,7 @@ class StreamingDetector:
         smoothed = smooth(self.settled[window_from - self.window_start :], metadata.smoothing_frames)
         for frame in range(self.next_smoothed, until):
             value = float(smoothed[frame - window_from])
-            if value >= self.spotter.threshold:
+            if value >= self.config.hold_level:
                 if self.run_first is None:
                     self.run_first = frame
             elif self.run_first is not None:
@@ -176,7 +178,7 @@ class StreamingDetector:
         """A run closed on settled scores: it waits in ``pending`` until more context confirms or drops it."""
         first, self.run_first = self.run_first, None
         assert first is not None
-        if last - first + 1 >= self.spotter.metadata.min_frames:
+        if last - first + 1 >= self.config.min_frames:
             self.pending.append((first, last))
 
     def _review_pending(self) -> list[SkipInterval]:
@@ -185,8 +187,9 @@ class StreamingDetector:
         When a run closes, its earlier frames have far more right context than the look-ahead they were
         settled with. Detecting again over the best scores there are (exact where known, else tentative)
         drops a run that more context shows to be a confusable word and moves a start that came late. A
-        run is sent once ``min_frames`` of its frames hold with ``confirm_frames`` of right context: a
-        spoken keyword (about 40 frames) is confirmed as soon as it closes, a short blip only later.
+        run is sent once ``min_frames`` of its frames at the threshold hold with ``confirm_frames`` of right
+        context: a spoken keyword (about 40 frames) is confirmed as soon as it closes, a short blip only
+        later.
         """
         if not self.pending:
             return []
@@ -201,14 +204,14 @@ class StreamingDetector:
             region = max(0, first - metadata.context_frames // stride)
             window = max(0, region - half)  # smoothing at ``region`` needs the frames before it
             smoothed = smooth(best[window:], metadata.smoothing_frames)[region - window :]
-            for run_first, run_last in above_threshold_runs(smoothed >= self.spotter.threshold):
-                start, end = region + run_first, region + run_last
+            for run in detection_runs(smoothed, self.config):
+                start, end = region + run.first, region + run.last
                 if start > last or end < first or end <= self.sent_until:
                     continue  # not this run (later frames have too little context yet), or sent
-                if min(end, confirmed_until - 1 - half) - start + 1 < metadata.min_frames:
+                if region + run.qualified > confirmed_until - 1 - half:
                     continue
                 self.sent_until = end
-                peak = float(smoothed[run_first : run_last + 1].max())
+                peak = float(smoothed[run.first : run.last + 1].max())
                 detection = run_detection(start, end, peak, metadata.timing)
                 # The stream's length is not known yet: the end is clamped only in the final answer.
                 intervals.append(pad_and_clamp(detection, self.spotter.padding, sys.maxsize))

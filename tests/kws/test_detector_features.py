@@ -3,7 +3,7 @@
 import librosa
 import numpy as np
 
-from services.kws.detector import DetectorConfig, FrameTiming, detect, smooth
+from services.kws.detector import DetectorConfig, FrameTiming, detect, detection_runs, smooth
 from services.kws.features import HOP, N_MELS, StreamingLogMel, log_mel
 
 TIMING = FrameTiming(hop_ms=20.0, offset_ms=12.5)
@@ -65,3 +65,32 @@ def test_streaming_features_equal_whole_track():
     streaming = StreamingLogMel()
     chunks = [streaming.push(chunk) for chunk in np.array_split(samples, [100, 101, 5000, 5399, 17000])]
     assert np.allclose(np.concatenate(chunks), log_mel(samples), atol=1e-5)
+
+
+def test_a_hold_level_keeps_a_dipping_keyword_one_detection_over_the_whole_run():
+    """A slow keyword's score dips in the middle: at the threshold alone it is two detections, each short of
+    the word; with a hold level the run around the frames at the threshold is one detection."""
+    scores = np.zeros(60, np.float32)
+    scores[10:18] = 0.9
+    scores[18:26] = 0.6  # the dip: under the threshold, over the hold level
+    scores[26:32] = 0.9
+    scores[32:36] = 0.6  # the tail
+    plain = DetectorConfig(threshold=0.8, smoothing_frames=1, min_frames=3)
+    held = DetectorConfig(threshold=0.8, smoothing_frames=1, min_frames=3, hold=0.4)
+    assert len(detect(scores, plain, TIMING)) == 2
+    (detection,) = detect(scores, held, TIMING)
+    assert detection.start_ms == 12.5 + 10 * 20 - 10
+    assert detection.end_ms == 12.5 + 35 * 20 + 10
+    (run,) = detection_runs(scores, held)
+    assert (run.first, run.last, run.qualified) == (10, 35, 12)
+
+
+def test_a_run_only_at_the_hold_level_is_no_detection_and_no_hold_is_the_threshold():
+    scores = np.zeros(40, np.float32)
+    scores[5:25] = 0.6
+    scores[30:32] = 0.9  # over the threshold, but shorter than the patience
+    assert detect(scores, DetectorConfig(0.8, 1, 3, hold=0.4), TIMING) == []
+    assert DetectorConfig(0.8).hold_level == DetectorConfig(0.8, hold=0.95).hold_level == 0.8
+    steady = np.where(np.arange(40) % 9 < 6, 0.9, 0.1).astype(np.float32)
+    at_threshold = DetectorConfig(0.5, hold=0.5)
+    assert detect(steady, at_threshold, TIMING) == detect(steady, DetectorConfig(0.5), TIMING)

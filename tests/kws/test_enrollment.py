@@ -16,7 +16,14 @@ import soundfile
 from services.common.contracts import AudioPayload, EnrollmentClipPayload, KwsEnrollJob
 from services.common.enrollment import ClipFacts, EnrollmentLimits, EnrollmentRejected, check_clip_set
 from services.common.worker import WorkerSettings
-from services.kws.enrollment import EnrollmentClip, VoiceHead, align_keyword, enroll, load_bank
+from services.kws.enrollment import (
+    HOLD_RATIO,
+    EnrollmentClip,
+    VoiceHead,
+    align_keyword,
+    enroll,
+    load_bank,
+)
 from services.kws.features import SAMPLE_RATE, log_mel
 from services.kws.model import MODEL_PATH
 from services.kws.spotter import KeywordSpotter
@@ -82,6 +89,22 @@ def test_enrollment_is_deterministic_and_its_head_survives_json(spotter: Keyword
     scan = adapted.scan_samples(clips[0][0].samples)
     span_start, span_end = clips[0][0].span_ms
     assert any(item.start_ms <= span_start and item.end_ms >= span_end for item in scan.intervals)
+
+
+def test_a_v1_head_is_still_read_and_holds_at_its_threshold(spotter: KeywordSpotter, clips) -> None:
+    """Heads stored before the hold level keep the intervals they were calibrated with."""
+    head = enroll(spotter, *clips, load_bank(), seed=3).head
+    assert head.to_json_dict()["format"] == "KwsVoiceHead.v2"
+    assert spotter.with_voice(head).detector().hold == head.threshold * HOLD_RATIO
+    stored = {key: value for key, value in head.to_json_dict().items() if key != "hold_ratio"}
+    stored["format"] = "KwsVoiceHead.v1"
+    old = VoiceHead.from_json_dict(stored)
+    assert old.to_json_dict() == stored  # written back as it was: its fingerprint, its cached scans
+    assert old.hold_ratio == 1.0 and old.version != head.version
+    config = spotter.with_voice(old).detector()
+    assert config.hold_level == config.threshold == head.threshold
+    with pytest.raises(ValueError, match="not a KwsVoiceHead.v2 artefact"):
+        VoiceHead.from_json_dict(stored | {"format": "KwsVoiceHead.v0"})
 
 
 def test_a_head_of_another_base_model_is_refused(spotter: KeywordSpotter, clips) -> None:
@@ -169,7 +192,8 @@ def test_the_worker_enrolls_a_good_set(spotter: KeywordSpotter, clips) -> None:
     assert result.status == "ready", result.error_message
     head = VoiceHead.from_json_dict(result.head)
     assert result.model_version == spotter.with_voice(head).model_version
-    assert set(result.validation) >= {"base", "adapted"}
+    assert set(result.validation) >= {"base", "adapted", "hold", "false_budget_per_hour"}
+    assert result.validation["hold"] == round(head.threshold * head.hold_ratio, 4)
 
 
 def test_the_worker_imports_no_training_library() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
+import onnx.numpy_helper
 import pytest
 
 from services.common.audio import AudioRejected, decode_audio
@@ -109,6 +111,45 @@ def random_voice_head(spotter: KeywordSpotter, seed: int) -> VoiceHead:
         threshold=0.5,
         seed=seed,
     )
+
+
+def shipped_head_with_a_hold(spotter: KeywordSpotter, hold_ratio: float) -> VoiceHead:
+    """The shipped 1×1 head written as a voice head (the centre frame's embeddings), with a hold level:
+    real keyword scores, so the intervals a stream sends can be held against the batch scan's."""
+    graph = onnx.load(str(spotter.model.path)).graph
+    shipped = {item.name: onnx.numpy_helper.to_array(item) for item in graph.initializer}
+    channels = shipped["head.weight"].size
+    weights = np.zeros(channels * len(CONTEXT_OFFSETS), np.float32)
+    centre = CONTEXT_OFFSETS.index(0) * channels
+    weights[centre : centre + channels] = shipped["head.weight"].reshape(-1)
+    return VoiceHead(
+        spotter.metadata.version,
+        mean=np.zeros(len(weights), np.float32),
+        scale=np.ones(len(weights), np.float32),
+        weights=weights,
+        bias=float(shipped["head.bias"][0]),
+        threshold=spotter.threshold,
+        seed=0,
+        hold_ratio=hold_ratio,
+    )
+
+
+@pytest.mark.parametrize("track", [*committed_tracks(), composed_track(4)], ids=lambda track: track.name)
+@pytest.mark.parametrize("chunk", [320, 4000])
+def test_a_held_detection_streams_as_the_batch_scan_finds_it(spotter, track, chunk):
+    """With a hold level a run closes later, when the score falls below the hold: a stream still sends
+    each interval once, within one frame hop of the batch scan's, and each at least as long as without."""
+    voiced = spotter.with_voice(shipped_head_with_a_hold(spotter, hold_ratio=0.5))
+    samples = np.frombuffer(track.pcm, "<i2").astype(np.float32) / 32768
+    batch = voiced.scan_samples(samples)
+    detector = StreamingDetector.with_lookahead_ms(voiced, DEFAULT_LOOKAHEAD_MS, DEFAULT_SCAN_HOP_MS)
+    streamed, final = run(detector, samples, [chunk] * (len(samples) // chunk))
+    assert final.to_json_dict() == batch.to_json_dict()
+    assert within_one_hop(streamed, batch.intervals, spotter.metadata.score_hop_ms), (streamed, batch)
+    plain = spotter.scan_samples(samples).intervals
+    assert len(batch.intervals) == len(plain) == len(track.keyword_spans_ms)
+    pairs = zip(batch.intervals, plain, strict=True)
+    assert all(held.start_ms <= p.start_ms and held.end_ms >= p.end_ms for held, p in pairs)
 
 
 @pytest.mark.parametrize("chunk", [160, 333, 4000])

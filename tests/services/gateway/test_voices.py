@@ -95,7 +95,7 @@ async def test_enroll_then_scan_then_delete(
         async with httpx.AsyncClient(base_url=store_url, timeout=60) as store:
             voice = await wait_for_voice(store, voice_id, api_key)
             assert voice["status"] == "ready", voice
-            assert {"base", "adapted"} <= set(voice["validation"])
+            assert {"base", "adapted", "hold", "false_budget_per_hour"} <= set(voice["validation"])
             assert "+voice." in voice["model_version"]
 
             track = (PLAYBACK_DIR / "keyword.flac").read_bytes()
