@@ -201,7 +201,8 @@ give more than 1 false interval per hour (the target; with about 10 minutes of t
 still there at 0.99 (a confusable scored like the keyword, which no threshold that still fires can
 remove). The shipped head is fitted on all clips. The artefact is the head's weights, threshold and hold
 ratio as JSON (`KwsVoiceHead.v2`, about 30 kB; v1 heads, stored before, hold at their threshold); it
-names the base model it was fitted on.
+names the base model it was fitted on. What else was tried for the false-alarm target, with figures:
+`reports/enrollment_threshold.md`.
 
 Enrolled voices: the nine evaluation-only RHVoice voices (never trained on). Enrollment clips say
 train-split texts: N keyword takes, each composed into carrier phrases (exact spans), plus the same
