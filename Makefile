@@ -10,10 +10,14 @@ PIP := $(VENV)/bin/pip
 # store's /ops page; docker-compose validates deploy/compose.yaml (no Docker engine needed).
 APT_PACKAGES := ffmpeg espeak-ng sox libsox-fmt-all flac festival festvox-ru fortunes-ru libsndfile1 rhvoice rhvoice-russian chromium docker-compose \
 	fluidsynth fluid-soundfont-gm
+# Training only (make train-apt, about 700 MB, without Tux Paint itself, which the stamps recommend): recorded
+# sound effects, music and spoken words under the GPL, the cry gate's recorded negatives
+# (services/classifier/packaged_sounds.py).
+TRAIN_APT_PACKAGES := tuxpaint-stamps-default wesnoth-1.16-data widelands-data
 NON_FREE_SOURCE := /etc/apt/sources.list.d/debian-non-free.sources
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv broker test lint demo run bench train-classifier eval-classifier train-kws eval-kws eval-kws-enrollment calibrate-kws simulate-kws playback-sim clean
+.PHONY: setup apt train-apt venv broker test lint demo run bench train-classifier eval-classifier train-kws eval-kws eval-kws-enrollment calibrate-kws simulate-kws playback-sim clean
 
 setup: apt venv broker ## Install everything: Debian packages, the pinned virtualenv, RabbitMQ plugins.
 
@@ -22,15 +26,23 @@ broker: ## The local RabbitMQ's management API (tests read queue depths from it)
 	  rabbitmq-plugins list -e -m 2>/dev/null | grep -q '^rabbitmq_prometheus$$' || \
 	  rabbitmq-plugins enable rabbitmq_management rabbitmq_prometheus
 
-apt:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "apt-get install: $$missing"; \
-	  test -f $(NON_FREE_SOURCE) || printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' \
-	    'Suites: bookworm' 'Components: non-free' \
-	    'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' > $(NON_FREE_SOURCE); \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	else echo "Debian packages present"; fi
+apt: ## Debian packages the services, the tests and the wake-word synthesis need.
+	@$(call apt_install,$(APT_PACKAGES),)
+
+train-apt: ## Debian packages only the cry gate's training and evaluation need (recorded negatives, GPL).
+	@$(call apt_install,$(TRAIN_APT_PACKAGES),--no-install-recommends)
+
+# Installs what is missing of $(1), with apt-get options $(2); RHVoice needs Debian's non-free component as an apt source.
+define apt_install
+missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+if [ -n "$$missing" ]; then \
+  echo "apt-get install: $$missing"; \
+  test -f $(NON_FREE_SOURCE) || printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' \
+    'Suites: bookworm' 'Components: non-free' \
+    'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' > $(NON_FREE_SOURCE); \
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) $$missing; \
+else echo "Debian packages present: $(1)"; fi
+endef
 
 venv: $(VENV)/.installed
 
@@ -58,10 +70,10 @@ bench: ## Speed of the classifier, the kws scan, the whole stack, streams and re
 	$(PY) -m benchmarks.streams
 	$(PY) -m benchmarks.replay_dlq
 
-train-classifier: ## Retrain the cry models from ../shared/data; rewrites the ONNX files and the model card.
+train-classifier: train-apt ## Retrain the cry models from ../shared/data; rewrites the ONNX files and the model card.
 	$(PY) -m services.classifier train
 
-eval-classifier: ## Group-disjoint cross-validation of baselines and the shipped model; writes MODEL_CARD.md.
+eval-classifier: train-apt ## Group-disjoint cross-validation of baselines and the shipped model; writes MODEL_CARD.md.
 	$(PY) -m services.classifier evaluate
 
 train-kws: ## Synthesise the wake-word data and retrain the spotter.

@@ -1,4 +1,5 @@
-"""The training corpus: clips listed in the shared manifest plus locally synthesised negatives.
+"""The training corpus: clips listed in the shared manifest, locally synthesised negatives and recorded
+negatives from Debian packages (packaged_sounds.py).
 
 Every clip is kept band-limited at PHONE_SAMPLE_RATE (see features.py). Which clips may train shipped
 weights is decided by licence here and nowhere else: CC-BY-NC ESC clips are evaluation-only.
@@ -10,12 +11,14 @@ import csv
 import hashlib
 import pickle
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from services.classifier.features import PHONE_SAMPLE_RATE
+from services.classifier.packaged_sounds import PACKAGED_LICENCES, packaged_fingerprint, packaged_negatives
 from services.classifier.synthesis import (
     CALL_CLIPS,
     FESTIVAL_CLIPS,
@@ -26,7 +29,7 @@ from services.classifier.synthesis import (
 )
 from services.common.audio import decode_audio
 
-TRAINABLE_LICENCES = frozenset({"ODbL-1.0/DbCL-1.0", "CC-BY-3.0", "synthesised"})
+TRAINABLE_LICENCES = frozenset({"ODbL-1.0/DbCL-1.0", "CC-BY-3.0", "synthesised", *PACKAGED_LICENCES})
 # cold_hot folds into discomfort; lonely is not a canonical reason and stays out of the reason model.
 REASON_ALIASES = {"cold_hot": "discomfort"}
 NOT_A_REASON = frozenset({"lonely"})
@@ -76,17 +79,34 @@ class Clip:
 
 
 def load_corpus(data_dir: Path, cache_dir: Path, seed: int) -> list[Clip]:
-    """Manifest clips and synthesised negatives, decoded once and cached under cache_dir."""
+    """Manifest clips, synthesised and packaged negatives, decoded once and cached under cache_dir.
+
+    The two parts are cached apart, so that changing how packaged clips are made leaves the slow
+    synthesis alone.
+    """
     manifest = (data_dir / "manifest.csv").read_bytes()
-    key = hashlib.sha256(
-        manifest + f"{seed} {SPEECH_CLIPS} {NOISE_CLIPS} {CALL_CLIPS} {MUSIC_CLIPS} {FESTIVAL_CLIPS}".encode()
-    ).hexdigest()[:12]
-    cache_file = cache_dir / f"corpus_{key}.pkl"
+    synthesis = f"{seed} {SPEECH_CLIPS} {NOISE_CLIPS} {CALL_CLIPS} {MUSIC_CLIPS} {FESTIVAL_CLIPS}".encode()
+    return [
+        *_cached(
+            cache_dir / "corpus",
+            manifest + synthesis,
+            lambda: [*load_manifest_clips(data_dir), *synthesise_negatives(seed)],
+        ),
+        *_cached(
+            cache_dir / "packaged",
+            packaged_fingerprint() + str(seed).encode(),
+            lambda: packaged_negatives(seed),
+        ),
+    ]
+
+
+def _cached(prefix: Path, depends_on: bytes, build: Callable[[], list[Clip]]) -> list[Clip]:
+    cache_file = prefix.with_name(f"{prefix.name}_{hashlib.sha256(depends_on).hexdigest()[:12]}.pkl")
     if cache_file.exists():
         with cache_file.open("rb") as handle:
             return pickle.load(handle)
-    clips = [*load_manifest_clips(data_dir), *synthesise_negatives(seed)]
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    clips = build()
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
     with cache_file.open("wb") as handle:
         pickle.dump(clips, handle, protocol=pickle.HIGHEST_PROTOCOL)
     return clips

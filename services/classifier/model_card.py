@@ -88,7 +88,8 @@ def render_model_card(
         "trained on professional sound-effect libraries, so it has heard far more kinds of sound than the "
         "clips we may train on. Each block gives a 512-d embedding; the recording's mean and maximum over "
         "blocks (1024 values) go through a class-balanced L2 logistic regression fitted on the licence-clean "
-        "clips (cries vs ESC-10 recordings and synthesised negatives). Its weights are stored in half "
+        "clips (cries vs ESC-10 recordings, recorded sounds from Debian packages and synthesised negatives). "
+        "Its weights are stored in half "
         "precision (the file would be 19 MB otherwise). Reason model: `StatsReasonNet`, a linear softmax "
         "layer (with dropout) over 270 clip statistics computed inside the graph: per mel band below 4 kHz, "
         "the mean and standard deviation of the log-mel and the standard deviation of its frame-to-frame "
@@ -104,15 +105,22 @@ def render_model_card(
         "",
         *_data_table(corpus),
         "",
-        "Only ODbL-1.0/DbCL-1.0 (Donate-a-Cry), CC-BY-3.0 (ESC-10) and locally synthesised clips train "
-        "the shipped "
+        "Only ODbL-1.0/DbCL-1.0 (Donate-a-Cry), CC-BY-3.0 (ESC-10), GPL (the Debian packages' sounds, whose "
+        "licence allows redistribution with attribution) and locally synthesised clips train the shipped "
         "weights; CC-BY-NC-3.0 ESC-50 clips are used only to measure the gate. Synthesised negatives: "
         "adult speech "
         "from espeak-ng (voice data GPL-3; 14 languages, several voice variants; texts written for this "
         "project "
         "and Russian sayings from Debian's fortunes-ru) and numpy noise (white, pink, brown, mains hum, "
         "fan, tones, "
-        "clicks, sweeps).",
+        "clicks, sweeps). Recorded negatives from Debian packages (`make train-apt`; "
+        "`services/classifier/packaged_sounds.py`): the sound effects of Tux Paint's stamps (animals, "
+        "household machines, instruments) and their spoken descriptions (natural adult voices in a dozen "
+        "languages, joined into clips of 4 s or more, one group per language), the sound effects of "
+        "Battle for Wesnoth and Widelands (creatures, combat, crafts, farm animals, birds, ambience) and "
+        "Widelands' music (two 10 s excerpts per track), each at a random level with a faint noise floor; "
+        "takes of one creature or machine share a group, so they stay in one fold. Files whose names "
+        "suggest crying or wailing are left out.",
         "",
         "Attribution:",
         "",
@@ -132,6 +140,12 @@ def render_model_card(
         "*Representation Learning for the Automatic Indexing of Sound Effects Libraries*, ISMIR 2022 "
         "(https://github.com/alisonbma/aisfx), licensed under CC BY 4.0; its weights are embedded, "
         "unchanged but stored in half precision, in the ONNX file's cry gate.",
+        "- Contains sound effects and spoken descriptions from Tux Paint's stamps (Debian "
+        "`tuxpaint-stamps-default`, © 2002-2022 Bill Kendrick and the Tux Paint contributors, GPL-2), sound "
+        "effects from Battle for Wesnoth (Debian `wesnoth-1.16-data`, © David White and the Wesnoth "
+        "contributors, GPL-2+) and sound effects and music from Widelands (Debian `widelands-data`, © the "
+        "Widelands Development Team, GPL-2+; the CC-BY-SA-3.0 tracks `ingame_24`-`26` are not used). They "
+        "train the cry gate's head only; none of their audio is shipped.",
         "",
         "## Evaluation protocol",
         "",
@@ -193,8 +207,8 @@ def render_model_card(
         "features); treat every reason as a weak hint. The tags are parents' guesses, not ground truth.",
         "- The gate's weakest point is still recorded environmental sounds, above all tonal, animal and "
         "water sounds: the per-kind table above shows which pass most often. The pretrained sound embedding "
-        "has heard such sounds, but only 85 licence-clean recorded non-cries (ESC-10) could "
-        "train the head on top of it, and the evaluation-only kinds were never seen. "
+        "has heard such sounds, but the head on top of it learnt from 85 ESC-10 recordings and a few "
+        "hundred game and Tux Paint sound effects, and the evaluation-only kinds were never trained on. "
         "A reason answer on such a recording is meaningless.",
         "- Cries from devices other than the Donate-a-Cry app's phones are few here (32 ESC crying_baby "
         "clips): the recording-kind balancing keeps the gate from learning the app's phones instead of "
@@ -207,9 +221,10 @@ def render_model_card(
         "phones, rooms and languages were not seen. The Android/iOS platform is confounded with the share of "
         "`hungry`; per-platform figures are above.",
         "- The unvetted Donate-a-Cry clips were not listened to and may hold silence or adult voices.",
-        "- Speech negatives are synthesised (espeak-ng, festival) and music negatives rendered from "
-        "generated MIDI; natural adult voices, TV and recorded music were not in training and may pass "
-        "the gate more often than measured here.",
+        "- Natural speech negatives are Tux Paint's short read-aloud descriptions (a handful of voices), "
+        "the rest synthesised (espeak-ng, festival); recorded music is Widelands' orchestral game music. "
+        "Conversation, TV, pop music and children's voices were not in training and may pass the gate "
+        "more often than measured here.",
         "",
     ]
     return "\n".join(parts)

@@ -1,8 +1,9 @@
 """Training the cry gate (training only): clip embeddings, grouped cross-validation, the fitted linear head.
 
 The embedding network is frozen; only a logistic regression on each recording's mean and maximum block
-embedding is learnt, from the licence-clean clips (cries vs ESC-10 recordings and synthesised negatives).
-About a hundred recorded negatives support little more; the pretrained embedding brings the rest.
+embedding is learnt, from the licence-clean clips (cries vs ESC-10 recordings, recorded sounds from Debian
+packages and synthesised negatives). A few hundred recorded negatives support little more; the pretrained
+embedding brings the rest.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sklearn.preprocessing import StandardScaler
 
 from services.classifier.dataset import Clip
 from services.classifier.nets import SoundEmbeddingNet, clip_embedding
+from services.classifier.packaged_sounds import PACKAGED_SOURCE_PREFIX
 from services.classifier.settings import ClassifierSettings
 from services.classifier.sound_features import sound_blocks, sound_feature_parameters
 from services.classifier.training import group_folds
@@ -44,7 +46,20 @@ def gate_clips(corpus: Sequence[Clip]) -> list[Clip]:
 def clip_embeddings(
     clips: Sequence[Clip], net: SoundEmbeddingNet, settings: ClassifierSettings, log: Callable[[str], None]
 ) -> np.ndarray:
-    """(clips, 1024) mean+max block embeddings, cached: the frozen network is the slow part of training."""
+    """(clips, 1024) mean+max block embeddings, cached by source: the frozen network is the slow part of
+    training, and a new source of clips should not recompute the others."""
+    order: list[int] = []
+    parts = []
+    for source in dict.fromkeys(c.source for c in clips):
+        members = [i for i, c in enumerate(clips) if c.source == source]
+        order += members
+        parts.append(_source_embeddings([clips[i] for i in members], net, settings, log))
+    return np.concatenate(parts)[np.argsort(order)]
+
+
+def _source_embeddings(
+    clips: Sequence[Clip], net: SoundEmbeddingNet, settings: ClassifierSettings, log: Callable[[str], None]
+) -> np.ndarray:
     key = hashlib.sha256(
         json.dumps([sound_feature_parameters(), [c.path for c in clips]]).encode()
         + b"".join(hashlib.sha256(c.samples.tobytes()).digest() for c in clips)
@@ -52,7 +67,7 @@ def clip_embeddings(
     cache_file = settings.cache_dir / f"sound_embeddings_{key}.npy"
     if cache_file.exists():
         return np.load(cache_file)
-    log(f"sound embeddings of {len(clips)} clips (frozen aiSFX network)")
+    log(f"sound embeddings of {len(clips)} {clips[0].source} clips (frozen aiSFX network)")
     with torch.no_grad():
         embeddings = np.stack(
             [clip_embedding(net(torch.from_numpy(sound_blocks(c.samples)))).numpy() for c in clips]
@@ -66,6 +81,8 @@ def recording_kind(clip: Clip) -> str:
     """Where a clip was recorded: its cries and non-cries must not be told apart by that."""
     if clip.is_donateacry:
         return "donateacry"
+    if clip.source.startswith(PACKAGED_SOURCE_PREFIX):
+        return "packaged"
     return "synthesised" if clip.licence == "synthesised" else "esc"
 
 

@@ -123,13 +123,17 @@ def gate_cross_validation(
     settings: ClassifierSettings,
     log: Callable[[str], None] = print,
     balanced: bool = True,
+    held_out: Callable[[Clip], bool] = lambda clip: not clip.trainable,
 ) -> tuple[list[Clip], GateCrossValidation, np.ndarray]:
-    """The gate's clips, its out-of-fold results, and all its training embeddings (for the final fit)."""
+    """The gate's clips, its out-of-fold results, and all its training embeddings (for the final fit).
+
+    Clips that are ``held_out`` are never trained on and are scored by every fold model, as the
+    evaluation-only ones are; an ablation holds out a whole source this way.
+    """
     net = load_sound_embedding()
-    clips = gate_clips(corpus)
-    evaluation_only = [c for c in corpus if not c.trainable]
+    clips = [c for c in gate_clips(corpus) if not held_out(c)]
     embeddings = clip_embeddings(clips, net, settings, log)
-    extra = clip_embeddings(evaluation_only, net, settings, log)
+    extra = clip_embeddings([c for c in corpus if held_out(c)], net, settings, log)
     return clips, cross_validate_gate(clips, embeddings, extra, settings.seed, balanced), embeddings
 
 
