@@ -18,7 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from services.classifier.features import PHONE_SAMPLE_RATE
-from services.classifier.packaged_sounds import PACKAGED_LICENCES, packaged_fingerprint, packaged_negatives
+from services.classifier.packaged_sounds import (
+    PACKAGED_LICENCES,
+    PACKAGED_SOURCE_PREFIX,
+    packaged_fingerprint,
+    packaged_negatives,
+)
 from services.classifier.synthesis import (
     CALL_CLIPS,
     FESTIVAL_CLIPS,
@@ -55,6 +60,11 @@ class Clip:
     @property
     def is_donateacry(self) -> bool:
         return self.source.startswith("donateacry")
+
+    @property
+    def is_packaged(self) -> bool:
+        """A recorded sound from a Debian package (packaged_sounds.py)."""
+        return self.source.startswith(PACKAGED_SOURCE_PREFIX)
 
     @property
     def reason(self) -> str | None:

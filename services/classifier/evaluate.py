@@ -449,7 +449,7 @@ def write_model_card(settings: ClassifierSettings, log: Callable[[str], None] = 
     _, unbalanced_result, _ = gate_cross_validation(corpus, settings, log, balanced=False)
 
     def packaged_held_out(clip: Clip) -> bool:
-        return not clip.trainable or clip.source.startswith(PACKAGED_SOURCE_PREFIX)
+        return not clip.trainable or clip.is_packaged
 
     unpackaged_training, unpackaged_result, _ = gate_cross_validation(
         corpus, settings, log, held_out=packaged_held_out

@@ -20,7 +20,6 @@ from sklearn.preprocessing import StandardScaler
 
 from services.classifier.dataset import Clip
 from services.classifier.nets import SoundEmbeddingNet, clip_embedding
-from services.classifier.packaged_sounds import PACKAGED_SOURCE_PREFIX
 from services.classifier.settings import ClassifierSettings
 from services.classifier.sound_features import sound_blocks, sound_feature_parameters
 from services.classifier.training import group_folds
@@ -81,7 +80,7 @@ def recording_kind(clip: Clip) -> str:
     """Where a clip was recorded: its cries and non-cries must not be told apart by that."""
     if clip.is_donateacry:
         return "donateacry"
-    if clip.source.startswith(PACKAGED_SOURCE_PREFIX):
+    if clip.is_packaged:
         return "packaged"
     return "synthesised" if clip.licence == "synthesised" else "esc"
 
