@@ -15,7 +15,14 @@ from services.common.audio import AudioRejected
 from services.common.settings import CACHE_DIR
 
 KWS_CACHE = CACHE_DIR / "kws"
-ABLATION_SWITCHES = ("wide_prosody", "run_on_probability", "warp_probability", "spec_masks", "seed")
+ABLATION_SWITCHES = (
+    "wide_prosody",
+    "run_on_probability",
+    "warp_probability",
+    "spec_masks",
+    "seed",
+    "members",
+)
 
 
 def scan(args: argparse.Namespace) -> int:
@@ -145,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--warp-probability", type=float, help="vocal tract length warping")
     train_parser.add_argument("--spec-masks", type=int, help="SpecAugment masks per example")
     train_parser.add_argument("--seed", type=int, help="another draw of data and weights")
+    train_parser.add_argument("--members", type=int, help="networks from consecutive seeds, as one ensemble")
     train_parser.set_defaults(handler=train)
 
     evaluate_parser = commands.add_parser("evaluate", help="held-out voices: write MODEL_CARD.md")

@@ -33,12 +33,13 @@ from services.kws.thresholds import (
 
 log = logging.getLogger(__name__)
 REPORT_DIR = Path(__file__).resolve().parent / "reports"
+RESPONSE_KINDS = ("keyword", "confusable", "speech")  # "speech": keyword-free
 
 
 @dataclass
 class PlaybackTrack:
     samples: np.ndarray
-    kind: str  # "keyword", "confusable" or "speech"
+    kind: str  # one of RESPONSE_KINDS
 
 
 def response_tracks(voices: list[VoiceAudio], rng: np.random.Generator) -> list[PlaybackTrack]:

@@ -27,6 +27,9 @@ class FrameTiming:
         return self.offset_ms + frame * self.hop_ms
 
 
+NO_HOLD = 1.0  # a hold ratio of one: a detection ends where the score falls below the threshold itself
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     threshold: float

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.kws.detector import smooth
+from services.kws.detector import NO_HOLD, smooth
 from services.kws.evaluation import ScoredTracks, evaluate_voice, intervals_at
 from services.kws.features import SAMPLE_RATE, log_mel
 from services.kws.labels import frame_labels
@@ -43,7 +43,6 @@ HEAD_FORMAT = "KwsVoiceHead.v2"
 # v1 heads, stored before the hold level, hold at their threshold as they were calibrated; such a head is
 # written back as v1, byte for byte, so its fingerprint and the scans cached under it stay valid.
 V1_FORMAT = "KwsVoiceHead.v1"
-NO_HOLD = 1.0
 BANK_PATH = MODEL_PATH.with_name("marusya_bank.npz")  # made by ``python -m services.kws build-bank``
 CONTEXT_OFFSETS = (-6, -3, 0, 3, 6)  # score frames (20 ms) whose embeddings one frame's head reads
 GENERAL_WEIGHT = 0.5  # total weight of the bank's frames relative to the client's frames

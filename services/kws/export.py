@@ -8,6 +8,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from services.kws.detector import NO_HOLD
 from services.kws.features import HOP, N_MELS, SAMPLE_RATE
 
 EMBEDDINGS_OUTPUT = "embeddings"
@@ -66,7 +67,8 @@ def read_metadata(path: Path) -> dict[str, object]:
 def base_metadata(
     version: str, context_frames: int, score_hop_ms: float, score_offset_ms: float
 ) -> dict[str, object]:
-    """A freshly trained model's metadata; ``calibrate`` later rewrites ``playback_threshold``."""
+    """A freshly trained model's metadata; train then sets the thresholds and ``hold_ratio`` from the
+    validation voices, and ``calibrate`` rewrites ``playback_threshold``."""
     return {
         "keyword": "Маруся",
         "version": version,
@@ -82,4 +84,5 @@ def base_metadata(
         "pad_before_ms": 100,
         "pad_after_ms": 100,
         "merge_gap_ms": 0,
+        "hold_ratio": NO_HOLD,
     }

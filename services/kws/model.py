@@ -7,13 +7,13 @@ from the model's metadata, so the file that produced a score also says how to re
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import onnxruntime
 
-from services.kws.detector import DetectorConfig, FrameTiming
+from services.kws.detector import NO_HOLD, DetectorConfig, FrameTiming
 from services.kws.intervals import Padding
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "marusya.onnx"
@@ -37,11 +37,14 @@ class ModelMetadata:
     pad_before_ms: int
     pad_after_ms: int
     merge_gap_ms: int
+    # A detection lasts while the smoothed score stays at or above hold_ratio × its threshold (hysteresis);
+    # train chooses it on the validation voices. Models written before it had none: NO_HOLD.
+    hold_ratio: float = NO_HOLD
 
     @classmethod
     def from_onnx(cls, properties: dict[str, str]) -> ModelMetadata:
         values = json.loads(properties["earshot_kws"])
-        return cls(**{name: values[name] for name in cls.__dataclass_fields__})
+        return cls(**{name: values[name] for name in cls.__dataclass_fields__ if name in values})
 
     @property
     def timing(self) -> FrameTiming:
@@ -67,6 +70,13 @@ class SpotterModel:
         self.path = path
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.metadata = ModelMetadata.from_onnx(self.session.get_modelmeta().custom_metadata_map)
+
+    def with_metadata(self, **changes: object) -> SpotterModel:
+        """The same session read with other metadata: what train and calibrate try before writing it."""
+        other = object.__new__(SpotterModel)
+        other.path, other.session = self.path, self.session
+        other.metadata = replace(self.metadata, **changes)
+        return other
 
     def frame_scores(self, features: np.ndarray) -> np.ndarray:
         """Keyword probability per score frame for log-mel ``features`` (frames, mels) of one track."""

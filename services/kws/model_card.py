@@ -23,6 +23,7 @@ from services.kws.evaluation import (
     summarise,
     voice_tracks,
 )
+from services.kws.features import N_MELS
 from services.kws.model import MODEL_PATH, SpotterModel
 from services.kws.spotter import KeywordSpotter
 
@@ -97,12 +98,30 @@ def run_evaluation(model_path: Path | None, cache_dir: Path, workers: int = 1) -
     return figures
 
 
+def architecture(model: SpotterModel) -> str:
+    """The network in words: one temporal CNN, or an ensemble of them (``SpotterEnsemble``), told apart by
+    the width of the embeddings the head reads."""
+    import onnx
+
+    from services.kws.network import CHANNELS  # imports torch: training only, like this card
+
+    channels = model.frame_embeddings(np.zeros((10, N_MELS), np.float32)).shape[1]
+    members = channels // CHANNELS
+    weights = sum(int(np.prod(tensor.dims)) for tensor in onnx.load(str(model.path)).graph.initializer)
+    network = f"receptive field of ±0.77 s, {CHANNELS} channels, ~{weights / members / 1000:.0f} k weights"
+    if members == 1:
+        return f"a temporal CNN with a {network}"
+    ensemble = f"the mean logit of {members} temporal CNNs trained alike from consecutive seeds"
+    return f"{ensemble}, each with a\n{network}"
+
+
 def write_card(
     spotter: KeywordSpotter, table: list[str], sweep: list[str], per_voice: list[str], rtf: float
 ) -> None:
     metadata = spotter.metadata
     text = CARD_TEMPLATE.format(
         version=metadata.version,
+        architecture=architecture(spotter.model),
         threshold=spotter.threshold,
         mic_threshold=metadata.mic_threshold,
         pad_before=spotter.padding.before_ms,
@@ -122,7 +141,7 @@ Version `{version}`. Written by `python -m services.kws evaluate`; every figure 
 
 ## What it does
 Scores 16 kHz audio every 20 ms for the presence of the wake word «Маруся» (40 log-mel bands, 25 ms
-window, 10 ms hop; a temporal CNN with a receptive field of ±0.77 s, 48 channels, ~60 k weights).
+window, 10 ms hop; {architecture}).
 Runs of scores above the threshold (3-frame moving average, at least 3 frames) become detections;
 detections get padding ({pad_before} ms before, {pad_after} ms after) and become `skip_kws` intervals.
 Playback threshold {threshold:.2f}, microphone threshold {mic_threshold:.2f} (both in the ONNX metadata).

@@ -5,6 +5,10 @@ residual dilated convolutions see ``context_frames`` input frames on each side (
 1×1 convolution gives one keyword-presence probability per 20 ms frame. Because the receptive field
 is bounded, the same network runs over a whole track in one call (offline scan) or over chunks with
 that much left and right context (streaming), with identical scores.
+
+Networks trained alike from different seeds disagree on unseen voices (reports/ablation.md), so the
+shipped model may be an ensemble: ``SpotterEnsemble`` averages its members' logits, written as one 1×1
+head over their stacked embeddings, so the exported graph has the same inputs and outputs either way.
 """
 
 from __future__ import annotations
@@ -44,9 +48,34 @@ class SpotterNet(nn.Module):
         self.blocks = nn.Sequential(*(ResidualBlock(CHANNELS, dilation) for dilation in DILATIONS))
         self.head = nn.Conv1d(CHANNELS, 1, kernel_size=1)
 
-    def logits(self, features: torch.Tensor) -> torch.Tensor:
+    def embeddings(self, features: torch.Tensor) -> torch.Tensor:
+        """The head's input, (batch, CHANNELS, score frames)."""
         x = (features.transpose(1, 2) - self.feature_mean) / self.feature_std
-        return self.head(self.blocks(self.stem(x))).squeeze(1)
+        return self.blocks(self.stem(x))
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embeddings(features)).squeeze(1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(features))
+
+
+class SpotterEnsemble(nn.Module):
+    """The mean of the members' logits: ``head`` holds each member's head weights divided by the number
+    of members, over the members' embeddings stacked channel-wise (what voice enrollment reads)."""
+
+    def __init__(self, members: list[SpotterNet]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.head = nn.Conv1d(CHANNELS * len(members), 1, kernel_size=1)
+        head_weights = torch.cat([member.head.weight for member in members], dim=1)
+        with torch.no_grad():
+            self.head.weight.copy_(head_weights / len(members))
+            self.head.bias.copy_(torch.stack([member.head.bias for member in members]).mean(dim=0))
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        stacked = torch.cat([member.embeddings(features) for member in self.members], dim=1)
+        return self.head(stacked).squeeze(1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(features))

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from services.kws import augment
-from services.kws.calibration import REPORT_DIR, fires, response_tracks
+from services.kws.calibration import REPORT_DIR, RESPONSE_KINDS, PlaybackTrack, fires, response_tracks
 from services.kws.dataset import load_voice_audio
 from services.kws.echo import VOLUMES, EchoPath
 from services.kws.model import MODEL_PATH, SpotterModel
-from services.kws.spotter import KeywordSpotter
+from services.kws.spotter import KeywordSpotter, KwsScan
 
 log = logging.getLogger(__name__)
 
@@ -45,30 +45,44 @@ def run_simulation(
     echo = EchoPath()
     rirs = [augment.room_impulse_response(rng) for _ in tracks]
     scans = [spotter.scan_samples(track.samples) for track in tracks]
-    total_ms = sum(len(track.samples) / 16 for track in tracks)
-    muted_ms = sum(i.end_ms - i.start_ms for scan in scans for i in scan.intervals)
+    muted_shares = muted_time_shares(tracks, scans)
     rows = []
     mic_threshold = spotter.metadata.mic_threshold
     for volume in VOLUMES:
-        unmuted = muted = 0
+        unmuted = 0
+        muted = dict.fromkeys(RESPONSE_KINDS, 0)
         for track, rir, scan in zip(tracks, rirs, scans, strict=True):
             heard = echo.apply(track.samples, volume, rir, rng)
             unmuted += fires(spotter, spotter.frame_scores(heard), mic_threshold)
             for interval in scan.intervals:
                 heard[interval.start_ms * 16 : interval.end_ms * 16] = 0.0
-            muted += fires(spotter, spotter.frame_scores(heard), mic_threshold)
-        rows.append({"volume": volume, "unmuted": unmuted / len(tracks), "muted": muted / len(tracks)})
+            muted[track.kind] += fires(spotter, spotter.frame_scores(heard), mic_threshold)
+        row = {"volume": volume, "unmuted": unmuted / len(tracks), "muted": sum(muted.values()) / len(tracks)}
+        rows.append(row | {f"muted_{kind}": count for kind, count in muted.items()})
         log.info(
             "volume %d: self-triggers %.2f%% without muting, %.3f%% with",
             volume,
             100 * rows[-1]["unmuted"],
             100 * rows[-1]["muted"],
         )
-    write_report(rows, tracks, muted_ms / total_ms, spotter.threshold, mic_threshold)
+    write_report(rows, tracks, muted_shares, spotter.threshold, mic_threshold)
     return rows
 
 
-def write_report(rows, tracks, muted_share: float, playback_threshold: float, mic_threshold: float) -> None:
+def muted_time_shares(tracks: list[PlaybackTrack], scans: list[KwsScan]) -> dict[str, float]:
+    """Share of playback time inside ``skip_kws`` intervals, over all responses ("all") and per kind."""
+    muted_ms = np.array([sum(i.end_ms - i.start_ms for i in scan.intervals) for scan in scans], float)
+    played_ms = np.array([len(track.samples) / 16 for track in tracks])
+    kinds = np.array([track.kind for track in tracks])
+    shares = {"all": float(muted_ms.sum() / played_ms.sum())}
+    return shares | {
+        kind: float(muted_ms[kinds == kind].sum() / played_ms[kinds == kind].sum()) for kind in RESPONSE_KINDS
+    }
+
+
+def write_report(
+    rows, tracks, muted_shares: dict[str, float], playback_threshold: float, mic_threshold: float
+) -> None:
     kinds = [track.kind for track in tracks]
     lines = [
         "# Self-trigger simulation",
@@ -78,14 +92,26 @@ def write_report(rows, tracks, muted_share: float, playback_threshold: float, mi
         f"{kinds.count('confusable')} with a confusable, {kinds.count('speech')} keyword-free), each played "
         f"through the echo path at volumes 1-10; playback threshold {playback_threshold:.2f}, "
         f"microphone threshold {mic_threshold:.2f}.",
-        f"Muted time: **{muted_share:.2%}** of playback.",
+        f"Muted time: **{muted_shares['all']:.2%}** of playback (of responses with the keyword "
+        f"{muted_shares['keyword']:.2%}, with a confusable {muted_shares['confusable']:.2%}, "
+        f"keyword-free {muted_shares['speech']:.2%}).",
         "",
-        "| volume | self-triggers without muting | with skip_kws muting |",
-        "| --- | --- | --- |",
+        "Which responses still trigger it with muting: the last three columns count them by kind.",
+        "",
+        "| volume | self-triggers without muting | with skip_kws muting "
+        "| with muting: keyword | confusable | keyword-free |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    lines += [f"| {r['volume']} | {r['unmuted']:.2%} | {r['muted']:.3%} |" for r in rows]
+    by_kind = [f"muted_{kind}" for kind in RESPONSE_KINDS]
+    lines += [
+        f"| {r['volume']} | {r['unmuted']:.2%} | {r['muted']:.3%} | "
+        + " | ".join(str(r[kind]) for kind in by_kind)
+        + " |"
+        for r in rows
+    ]
     mean_unmuted = np.mean([r["unmuted"] for r in rows])
     mean_muted = np.mean([r["muted"] for r in rows])
-    lines += [f"| mean | {mean_unmuted:.2%} | {mean_muted:.3%} |", ""]
+    totals = " | ".join(str(sum(r[k] for r in rows)) + " in all" for k in by_kind)
+    lines += [f"| mean | {mean_unmuted:.2%} | {mean_muted:.3%} | {totals} |", ""]
     REPORT_DIR.mkdir(exist_ok=True)
     (REPORT_DIR / "self_trigger.md").write_text("\n".join(lines), encoding="utf-8")

@@ -132,10 +132,11 @@ class KeywordSpotter:
         return self.scan_scores(scores, duration_ms, threshold)
 
     def detector(self, threshold: float | None = None) -> DetectorConfig:
-        """The detector at ``threshold`` (default: this spotter's), with the voice head's hold level."""
+        """The detector at ``threshold`` (default: this spotter's), holding at the voice head's or the model's
+        hold ratio of it."""
         threshold = self.threshold if threshold is None else threshold
-        hold = None if self.head is None else threshold * self.head.hold_ratio
-        return self.metadata.detector(threshold, hold)
+        hold_ratio = self.metadata.hold_ratio if self.head is None else self.head.hold_ratio
+        return self.metadata.detector(threshold, threshold * hold_ratio)
 
     def scan_scores(self, scores: np.ndarray, duration_ms: int, threshold: float | None = None) -> KwsScan:
         """Intervals from a whole track's frame scores: the post-processing batch and stream scans share."""

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +28,26 @@ from services.kws.dataset import (
     training_features,
     training_window,
 )
-from services.kws.evaluation import ScoredTracks, choose_threshold, score_voice, voice_tracks
+from services.kws.detector import NO_HOLD
+from services.kws.evaluation import (
+    ScoredTracks,
+    choose_threshold,
+    evaluate_voice,
+    score_voice,
+    summarise,
+    voice_tracks,
+)
 from services.kws.export import base_metadata, export_onnx, read_metadata, write_metadata
 from services.kws.features import N_MELS
 from services.kws.labels import frame_labels
 from services.kws.model import SpotterModel
-from services.kws.network import SpotterNet, context_frames
+from services.kws.network import SpotterEnsemble, SpotterNet, context_frames
 from services.kws.speech_plan import plan_split
 from services.kws.spotter import KeywordSpotter
 from services.kws.synthesis import SpeechCache
 
 log = logging.getLogger(__name__)
+HOLD_RATIOS = (NO_HOLD, 0.7, 0.5, 0.4, 0.3, 0.2, 0.1)  # tried in this order: ties keep the earlier
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,12 @@ class TrainingConfig:
     threads: int = 1
     rirs: int = 300
     crop_frames: int = 200  # each batch trains on a random 2 s crop of the 3 s windows: a third less compute
-    # Ways to widen the voices heard, off in the shipped recipe: the ablation in MODEL_CARD.md measured
+    # Networks trained on the same windows from seeds seed, seed + 1, ...; more than one is exported as
+    # their ensemble (``SpotterEnsemble``). Members train in parallel, ``workers`` at a time, each with
+    # ``threads // workers`` threads. Three: the smallest ensemble as good as six on the validation
+    # voices (reports/ablation.md).
+    members: int = 3
+    # Ways to widen the voices heard, off in the shipped recipe: reports/ablation.md measured
     # them (e.g. --wide-prosody --run-on-probability 0.3 --warp-probability 0.8 --spec-masks 2) and found
     # no gain on the validation voices beyond the spread between seeds.
     wide_prosody: bool = False  # natural voices' extra takes at wider speed and pitch
@@ -164,12 +179,41 @@ def train_network(
     return net
 
 
+def train_members(
+    features: np.ndarray, labels: np.ndarray, weights: np.ndarray, config: TrainingConfig
+) -> SpotterNet | SpotterEnsemble:
+    """``config.members`` networks from consecutive seeds; one is returned as it is, more as an ensemble.
+    Forked processes share the windows copy-on-write and send back only the weights."""
+    if config.members == 1:
+        return train_network(features, labels, weights, config)
+    seeds = [config.seed + member for member in range(config.members)]
+    processes = min(config.workers, config.members)
+    member_config = replace(config, threads=max(1, config.threads // processes))
+    _WORKER_STATE["windows"] = (features, labels, weights, member_config)
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        states = list(pool.map(_train_member, seeds))
+    del _WORKER_STATE["windows"]
+    members = []
+    for state in states:
+        member = SpotterNet(torch.zeros(N_MELS), torch.ones(N_MELS))
+        member.load_state_dict(state)
+        members.append(member.eval())
+    return SpotterEnsemble(members).eval()
+
+
+def _train_member(seed: int) -> dict[str, torch.Tensor]:
+    features, labels, weights, config = _WORKER_STATE["windows"]  # type: ignore[misc]
+    log.info("member with seed %d: training", seed)
+    return train_network(features, labels, weights, replace(config, seed=seed)).state_dict()
+
+
 def save_training_set(path: Path, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, features=arrays[0], labels=arrays[1], weights=arrays[2])
 
 
-def weights_fingerprint(net: SpotterNet) -> str:
+def weights_fingerprint(net: torch.nn.Module) -> str:
     """Short hash of the trained weights: part of the model version, identical for identical training."""
     digest = hashlib.sha256()
     for name, tensor in sorted(net.state_dict().items()):
@@ -190,13 +234,36 @@ def validation_scores(spotter: KeywordSpotter, cache: SpeechCache, seed: int) ->
 
 
 def select_threshold(model_path: Path, cache: SpeechCache, seed: int) -> float:
-    """Choose the threshold on the validation voices and write it as both the microphone threshold and the
-    initial playback threshold (``calibrate`` refines the latter)."""
-    spotter = KeywordSpotter(SpotterModel(model_path))
-    threshold = choose_threshold(spotter, validation_scores(spotter, cache, seed))
+    """Choose the threshold and the hold ratio on the validation voices and write them: the threshold as
+    both the microphone threshold and the initial playback threshold (``calibrate`` refines the latter).
+
+    Each hold ratio gets ``choose_threshold``'s threshold; the ratio with the highest recall there wins,
+    ties going to the higher ratio (shorter intervals). A hold can only lengthen detections that already
+    reach the threshold, so it adds no false interval; it lets one interval cover a keyword whose score
+    dips below the threshold mid-word, which otherwise splits into two intervals that each fall short."""
+    model = SpotterModel(model_path)
+    scored = validation_scores(KeywordSpotter(model), cache, seed)
+    candidates = []  # (recall, hold ratio, threshold)
+    for hold_ratio in HOLD_RATIOS:
+        spotter = KeywordSpotter(model.with_metadata(hold_ratio=hold_ratio))
+        threshold = choose_threshold(spotter, scored)
+        results = [evaluate_voice(spotter, item, threshold) for item in scored]
+        summary = summarise(results, threshold, rounds=1)
+        log.info(
+            "validation voices, hold ratio %.1f, threshold %.2f: recall %.1f%%, %.2f false intervals per "
+            "hour, confusable tracks %.1f%%",
+            hold_ratio,
+            threshold,
+            100 * summary.recall,
+            summary.false_per_hour,
+            100 * summary.confusable_false_rate,
+        )
+        candidates.append((summary.recall, hold_ratio, threshold))
+    _, hold_ratio, threshold = max(candidates, key=lambda candidate: candidate[0])  # the first of a tie
     metadata = read_metadata(model_path)
     metadata["playback_threshold"] = threshold
     metadata["mic_threshold"] = threshold
+    metadata["hold_ratio"] = hold_ratio
     write_metadata(model_path, metadata)
     return threshold
 
@@ -212,7 +279,7 @@ def run_training(config: TrainingConfig, model_path: Path, cache: SpeechCache, d
         arrays = build_training_set(cache, config)
         save_training_set(data_path, arrays)
     log.info("%d training windows ready after %.0f s", len(arrays[0]), time.time() - started)
-    net = train_network(*arrays, config)
+    net = train_members(*arrays, config)
     metadata = base_metadata(
         f"1.0.0+{weights_fingerprint(net)}", context_frames(), SCORE_HOP_MS, SCORE_OFFSET_MS
     )
