@@ -1,12 +1,13 @@
 """Voice enrollment: a per-voice head on the shipped spotter's embeddings (numpy + scipy, no torch, no I/O).
 
-The shipped network ends in a 1×1 convolution over 48 channels; ``SpotterModel.frame_embeddings`` exposes
-its input. Enrollment freezes the network and fits a new logistic head on those embeddings (each score frame
-reads its own and a few neighbouring frames' embeddings) from the client's clips: keyword clips give positive
-frames inside the span, keyword-free clips and the rest of the keyword clips give negatives, and the base
-model's general data (``GeneralBank``: the training voices' keywords, confusables and sayings) is mixed in so
-that the head stays a keyword spotter and not a detector of this voice. The head's detections hold on down
-to ``HOLD_RATIO`` of its threshold (hysteresis, ``services.kws.detector``), so a slow keyword whose score
+The shipped network ends in a 1×1 convolution over 48 channels per ensemble member;
+``SpotterModel.frame_embeddings`` exposes its input. Enrollment freezes the network and fits a new
+logistic head on those embeddings (each score frame reads its own and a few neighbouring frames'
+embeddings) from the client's clips: keyword clips give positive frames inside the span, keyword-free
+clips and the rest of the keyword clips give negatives, and the base model's general data
+(``GeneralBank``: the training voices' keywords, confusables and sayings) is mixed in so that the head
+stays a keyword spotter and not a detector of this voice. The head's detections hold on down to
+``HOLD_RATIO`` of its threshold (hysteresis, ``services.kws.detector``), so a slow keyword whose score
 dips in the middle is still one interval over the whole word and the threshold can sit high. The per-voice
 threshold comes from held-out scores of the client's own clips (cross-fitting, ``FOLDS`` folds) by the kws
 calibration rule (``services.kws.thresholds``: misses weigh 5, false alarms 1) among the thresholds at

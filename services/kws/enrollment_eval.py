@@ -185,22 +185,22 @@ SECTION_INTRO = """
 Written by `python -m services.kws enroll-evaluate` (the bank: `python -m services.kws build-bank`);
 every figure below is measured by it.
 
-Method: the network stays frozen. A per-voice logistic head reads its penultimate embeddings (48
-channels; the frame and its neighbours at ±60 and ±120 ms) in place of the shipped 1×1 head. It is fitted
-(L-BFGS, L2, positive and negative frames weighted equally) on the client's clips plus a bank of general
-frames from the LGPL training voices (keywords, confusables, sayings) worth half the client's weight.
-The head's detections hold (hysteresis, `services/kws/detector.py`): a run of smoothed frames that
-reaches the threshold for 3 frames lasts while the score stays above half the threshold, so a slow
-keyword whose score dips mid-word is one interval over the whole word, not two that each fall short of
-it, and the threshold can sit high. The threshold comes from cross-fitting: the client's clips are split
-into 4 seeded folds, a head fitted without each fold scores it, and on those held-out scores the kws
-calibration rule picks the threshold (`services/kws/thresholds.py`: per threshold, 5 × the share of
-keyword clips whose span no interval covers + 1 × the share of keyword-free clips with an interval;
-least loss, ties to the highest) among the thresholds above every one at which the keyword-free clips
-give more than 1 false interval per hour (the target; with about 10 minutes of them, none) beyond those
-still there at 0.99 (a confusable scored like the keyword, which no threshold that still fires can
-remove). The shipped head is fitted on all clips. The artefact is the head's weights, threshold and hold
-ratio as JSON (`KwsVoiceHead.v2`, about 30 kB; v1 heads, stored before, hold at their threshold); it
+Method: the network stays frozen. A per-voice logistic head reads its penultimate embeddings (48 channels
+per ensemble member; the frame and its neighbours at ±60 and ±120 ms) in place of the shipped 1×1 head. It
+is fitted (L-BFGS, L2, positive and negative frames weighted equally) on the client's clips plus a bank of
+general frames from the LGPL training voices (keywords, confusables, sayings) worth half the client's
+weight. The head's detections hold (hysteresis, `services/kws/detector.py`): a run of smoothed frames that
+reaches the threshold for 3 frames lasts while the score stays above half the threshold, so a slow keyword
+whose score dips mid-word is one interval over the whole word, not two that each fall short of it, and the
+threshold can sit high. The threshold comes from cross-fitting: the client's clips are split into 4 seeded
+folds, a head fitted without each fold scores it, and on those held-out scores the kws calibration rule
+picks the threshold (`services/kws/thresholds.py`: per threshold, 5 × the share of keyword clips whose
+span no interval covers + 1 × the share of keyword-free clips with an interval; least loss, ties to the
+highest) among the thresholds above every one at which the keyword-free clips give more than 1 false
+interval per hour (the target; with about 10 minutes of them, none) beyond those still there at 0.99 (a
+confusable scored like the keyword, which no threshold that still fires can remove). The shipped head is
+fitted on all clips. The artefact is the head's weights, threshold and hold ratio as JSON
+(`KwsVoiceHead.v2`, about 45 kB for three members; v1 heads, stored before, hold at their threshold); it
 names the base model it was fitted on. What else was tried for the false-alarm target, with figures:
 `reports/enrollment_threshold.md`.
 

@@ -14,7 +14,8 @@ import soxr
 
 from services.common.audio import AudioRejected
 from services.common.settings import REPO_ROOT
-from services.kws.model import MODEL_PATH, SpotterModel
+from services.kws.detector import NO_HOLD
+from services.kws.model import MODEL_PATH, ModelMetadata, SpotterModel
 from services.kws.spotter import KeywordSpotter, KwsScan, StreamingScorer
 from tests.audio_files import encode, tone
 
@@ -128,6 +129,7 @@ def test_metadata_holds_the_facts_and_the_file_is_small():
     assert metadata.sample_rate == 16000
     assert metadata.score_hop_ms == 20.0
     assert 0.0 <= metadata.playback_threshold <= 1.0 and 0.0 < metadata.mic_threshold < 1.0
+    assert 0.0 < metadata.hold_ratio <= 1.0
     keys = {entry.key for entry in onnx.load(str(MODEL_PATH), load_external_data=False).metadata_props}
     assert "earshot_kws" in keys
 
@@ -144,3 +146,30 @@ def test_cli_scan_prints_one_json_line_per_file():
     lines = [json.loads(line) for line in output]
     assert [line["file"] for line in lines] == files
     assert len(lines[0]["intervals"]) == 1 and lines[1]["intervals"] == []
+
+
+def test_a_model_written_before_the_hold_ratio_holds_at_its_threshold():
+    values = json.loads(SpotterModel().session.get_modelmeta().custom_metadata_map["earshot_kws"])
+    del values["hold_ratio"]
+    older = ModelMetadata.from_onnx({"earshot_kws": json.dumps(values)})
+    assert older.hold_ratio == NO_HOLD
+    spotter = KeywordSpotter(SpotterModel().with_metadata(hold_ratio=older.hold_ratio))
+    assert spotter.detector(0.4).hold_level == 0.4
+
+
+def test_the_detector_holds_at_the_models_hold_ratio_of_any_threshold(spotter):
+    for threshold in (0.2, spotter.threshold):
+        config = spotter.detector(threshold)
+        assert config.threshold == threshold
+        assert config.hold_level == pytest.approx(threshold * spotter.metadata.hold_ratio)
+
+
+def test_a_hold_lengthens_a_detection_but_adds_none(spotter):
+    scores = spotter.frame_scores(_keyword_samples())
+    duration_ms = len(_keyword_samples()) // 16
+    model = spotter.model
+    held = KeywordSpotter(model.with_metadata(hold_ratio=0.3)).scan_scores(scores, duration_ms, 0.5)
+    unheld = KeywordSpotter(model.with_metadata(hold_ratio=NO_HOLD)).scan_scores(scores, duration_ms, 0.5)
+    assert len(held.intervals) == len(unheld.intervals) == 1
+    assert held.intervals[0].start_ms <= unheld.intervals[0].start_ms
+    assert held.intervals[0].end_ms >= unheld.intervals[0].end_ms

@@ -10,6 +10,7 @@ import pytest
 from services.common.audio import AudioRejected, decode_audio
 from services.common.stream_audio import StreamFormat, UnsupportedFormat, open_decoder
 from services.gateway.settings import GatewaySettings
+from services.kws.detector import NO_HOLD
 from services.kws.enrollment import CONTEXT_OFFSETS, VoiceHead
 from services.kws.playback import PLAYBACK_DIR, committed_tracks, composed_track
 from services.kws.spotter import KeywordSpotter, StreamingScorer
@@ -146,7 +147,7 @@ def test_a_held_detection_streams_as_the_batch_scan_finds_it(spotter, track, chu
     streamed, final = run(detector, samples, [chunk] * (len(samples) // chunk))
     assert final.to_json_dict() == batch.to_json_dict()
     assert within_one_hop(streamed, batch.intervals, spotter.metadata.score_hop_ms), (streamed, batch)
-    plain = spotter.scan_samples(samples).intervals
+    plain = KeywordSpotter(spotter.model.with_metadata(hold_ratio=NO_HOLD)).scan_samples(samples).intervals
     assert len(batch.intervals) == len(plain) == len(track.keyword_spans_ms)
     pairs = zip(batch.intervals, plain, strict=True)
     assert all(held.start_ms <= p.start_ms and held.end_ms >= p.end_ms for held, p in pairs)
