@@ -72,7 +72,7 @@ class SpotterModel:
         self.metadata = ModelMetadata.from_onnx(self.session.get_modelmeta().custom_metadata_map)
 
     def with_metadata(self, **changes: object) -> SpotterModel:
-        """The same session read with other metadata: what train and calibrate try before writing it."""
+        """The same session read with other metadata: what train tries (hold ratios) before writing it."""
         other = object.__new__(SpotterModel)
         other.path, other.session = self.path, self.session
         other.metadata = replace(self.metadata, **changes)
