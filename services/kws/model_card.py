@@ -93,7 +93,8 @@ def run_evaluation(model_path: Path | None, cache_dir: Path, workers: int = 1) -
     scan_seconds = sum(item.scan_seconds for item in conditions["clean"])
     audio_seconds = sum(item.audio_seconds for item in conditions["clean"])
     figures["real_time_factor"] = audio_seconds / scan_seconds
-    write_card(spotter, header + rows, sweep, per_voice, audio_seconds / scan_seconds)
+    targets = target_verdicts(figures)
+    write_card(spotter, header + rows, sweep, per_voice, audio_seconds / scan_seconds, targets)
     log.info("model card written: %s", CARD_PATH)
     return figures
 
@@ -115,8 +116,36 @@ def architecture(model: SpotterModel) -> str:
     return f"{ensemble}, each with a\n{network}"
 
 
+def target_verdicts(figures: dict[str, object]) -> str:
+    """Each target against the clean held-out figures at the playback threshold, met or not."""
+    rhvoice, every = figures["clean/rhvoice"], figures["clean/all"]
+
+    def verdict(met: bool) -> str:
+        return "met" if met else "**not met**"
+
+    recall_met = min(rhvoice["recall"], every["recall"]) >= 0.99
+    false_met = max(rhvoice["false_per_hour"], every["false_per_hour"]) <= 1.0
+    return "\n".join(
+        [
+            f"- Recall ≥ 99%: {rhvoice['recall']:.1%} on the RHVoice voices, {every['recall']:.1%} on all: "
+            f"{verdict(recall_met)}.",
+            f"- ≤ 1 false interval per hour: {rhvoice['false_per_hour']:.2f} on the RHVoice voices, "
+            f"{every['false_per_hour']:.2f} on all: {verdict(false_met)}.",
+            f"- Edges within 50 ms: {every['edges_within_50ms']:.1%} of the edges of caught or partly caught "
+            f"occurrences: {verdict(every['edges_within_50ms'] >= 1.0)} for every edge.",
+            f"- Offline scan ≥ 500× real time: {figures['real_time_factor']:.0f}×: "
+            f"{verdict(figures['real_time_factor'] >= 500)}.",
+        ]
+    )
+
+
 def write_card(
-    spotter: KeywordSpotter, table: list[str], sweep: list[str], per_voice: list[str], rtf: float
+    spotter: KeywordSpotter,
+    table: list[str],
+    sweep: list[str],
+    per_voice: list[str],
+    rtf: float,
+    targets: str,
 ) -> None:
     metadata = spotter.metadata
     text = CARD_TEMPLATE.format(
@@ -131,6 +160,7 @@ def write_card(
         sweep="\n".join(sweep),
         per_voice="\n".join(per_voice),
         rtf=rtf,
+        targets=targets,
     )
     enrollment_section = split_card(CARD_PATH)[1]  # written by enroll-evaluate, kept as it is
     CARD_PATH.write_text(text + ("\n" + enrollment_section if enrollment_section else ""), encoding="utf-8")
@@ -184,13 +214,13 @@ Real-time factor of the offline scan (features + network, one thread, over the c
 **{rtf:.0f}× real time**. `python -m benchmarks.kws` measures it on its own.
 
 ## Against the targets
-Targets: recall ≥ 99% of occurrences, ≤ 1 false interval per hour of keyword-free speech, edges within
-50 ms of the span, offline scan ≥ 500× real time. The tables above are the measured answer; at the
-calibrated playback threshold the recall target is **not** met on held-out natural voices, nor the
-false-alarm target on the RHVoice voices alone, and which voices fall short is in the per-voice table
-(some RHVoice test voices are caught every time, others miss several takes). The playback
-threshold comes from `calibrate` (echo agreement, misses weighted 5:1), not from this table, so it sits
-below the microphone threshold and trades false intervals for fewer self-triggers; see
+At the calibrated playback threshold, clean held-out tracks (the first table; which voices fall short is
+in the per-voice table):
+
+{targets}
+
+The playback threshold comes from `calibrate` (echo agreement, misses weighted 5:1), not from this table,
+so it sits below the microphone threshold and trades false intervals for fewer self-triggers; see
 `reports/calibration.md` and `reports/self_trigger.md`. The threshold sweep shows the trade-off.
 
 ## Limits
