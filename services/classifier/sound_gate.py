@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -47,12 +48,13 @@ def clip_embeddings(
 ) -> np.ndarray:
     """(clips, 1024) mean+max block embeddings, cached by source: the frozen network is the slow part of
     training, and a new source of clips should not recompute the others."""
-    order: list[int] = []
-    parts = []
-    for source in dict.fromkeys(c.source for c in clips):
-        members = [i for i, c in enumerate(clips) if c.source == source]
-        order += members
-        parts.append(_source_embeddings([clips[i] for i in members], net, settings, log))
+    by_source: dict[str, list[int]] = defaultdict(list)
+    for index, clip in enumerate(clips):
+        by_source[clip.source].append(index)
+    parts = [
+        _source_embeddings([clips[i] for i in members], net, settings, log) for members in by_source.values()
+    ]
+    order = [index for members in by_source.values() for index in members]
     return np.concatenate(parts)[np.argsort(order)]
 
 

@@ -6,6 +6,7 @@ from the model's metadata, so the file that produced a score also says how to re
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -73,8 +74,7 @@ class SpotterModel:
 
     def with_metadata(self, **changes: object) -> SpotterModel:
         """The same session read with other metadata: what train tries (hold ratios) before writing it."""
-        other = object.__new__(SpotterModel)
-        other.path, other.session = self.path, self.session
+        other = copy.copy(self)
         other.metadata = replace(self.metadata, **changes)
         return other
 

@@ -164,12 +164,18 @@ def test_the_detector_holds_at_the_models_hold_ratio_of_any_threshold(spotter):
         assert config.hold_level == pytest.approx(threshold * spotter.metadata.hold_ratio)
 
 
-def test_a_hold_lengthens_a_detection_but_adds_none(spotter):
-    scores = spotter.frame_scores(_keyword_samples())
-    duration_ms = len(_keyword_samples()) // 16
-    model = spotter.model
-    held = KeywordSpotter(model.with_metadata(hold_ratio=0.3)).scan_scores(scores, duration_ms, 0.5)
-    unheld = KeywordSpotter(model.with_metadata(hold_ratio=NO_HOLD)).scan_scores(scores, duration_ms, 0.5)
-    assert len(held.intervals) == len(unheld.intervals) == 1
-    assert held.intervals[0].start_ms <= unheld.intervals[0].start_ms
-    assert held.intervals[0].end_ms >= unheld.intervals[0].end_ms
+def test_the_models_hold_joins_a_keyword_whose_score_dips_mid_word(spotter):
+    """Scores that dip below the threshold mid-word: without a hold they make two intervals that each
+    cover half the word; with the model's hold ratio, one over the whole of it, and nothing more."""
+    word = np.array([0.9] * 10 + [0.3] * 20 + [0.9] * 10, np.float32)  # a dip longer than the padding
+    scores = np.concatenate([np.zeros(50, np.float32), word, np.zeros(50, np.float32)])
+    duration_ms = int(len(scores) * spotter.metadata.score_hop_ms)
+    held, unheld = (
+        KeywordSpotter(spotter.model.with_metadata(hold_ratio=ratio)).scan_scores(scores, duration_ms, 0.5)
+        for ratio in (0.3, NO_HOLD)
+    )
+    assert len(unheld.intervals) == 2 and len(held.intervals) == 1
+    (whole,) = held.intervals
+    # one hold-level frame of the smoothed edges more on each side (3-frame smoothing): 20 ms
+    assert whole.start_ms == unheld.intervals[0].start_ms - spotter.metadata.score_hop_ms
+    assert whole.end_ms == unheld.intervals[1].end_ms + spotter.metadata.score_hop_ms
