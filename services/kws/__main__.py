@@ -20,6 +20,7 @@ ABLATION_SWITCHES = (
     "run_on_probability",
     "warp_probability",
     "spec_masks",
+    "device_probability",
     "seed",
     "members",
 )
@@ -151,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--run-on-probability", type=float, help="keywords with no real pause")
     train_parser.add_argument("--warp-probability", type=float, help="vocal tract length warping")
     train_parser.add_argument("--spec-masks", type=int, help="SpecAugment masks per example")
+    train_parser.add_argument(
+        "--device-probability", type=float, help="windows played through an overdriven speaker and an AGC"
+    )
     train_parser.add_argument("--seed", type=int, help="another draw of data and weights")
     train_parser.add_argument("--members", type=int, help="networks from consecutive seeds, as one ensemble")
     train_parser.set_defaults(handler=train)

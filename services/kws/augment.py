@@ -77,6 +77,45 @@ def band_limit(samples: np.ndarray, low_hz: float, high_hz: float, order: int = 
     return scipy.signal.sosfilt(sos, samples).astype(np.float32)
 
 
+# Memoryless curves of an overdriven small loudspeaker or amplifier, for training. The echo path's tanh is
+# left out on purpose, so the self-trigger simulation hears a curve the model did not train on.
+SATURATION_CURVES = ("arctan", "cubic", "asymmetric", "hard")
+
+
+def saturate(samples: np.ndarray, curve: str, drive: float) -> np.ndarray:
+    """``samples`` through ``curve`` with the peak driven to ``drive`` (1: barely bent), RMS kept."""
+    x = drive * samples.astype(np.float64) / (np.abs(samples).max() + 1e-9)
+    if curve == "arctan":
+        y = np.arctan(x)
+    elif curve == "cubic":
+        clipped = np.clip(x, -1.0, 1.0)
+        y = 1.5 * clipped - 0.5 * clipped**3
+    elif curve == "asymmetric":  # a cone that moves out more easily than in: even harmonics as well
+        y = np.where(x >= 0, x / (1 + x), x / (1 - 0.5 * x))
+    elif curve == "hard":
+        y = np.clip(x, -1.0, 1.0)
+    else:
+        raise ValueError(f"unknown saturation curve {curve!r}; one of {SATURATION_CURVES}")
+    return (y * rms(samples) / rms(y)).astype(np.float32)
+
+
+def automatic_gain(
+    samples: np.ndarray, target_db: float, max_gain_db: float, time_constant_s: float
+) -> np.ndarray:
+    """A device's AGC: a gain that follows the 10 ms frame level towards ``target_db`` (dBFS), smoothed
+    with ``time_constant_s``, capped at ``max_gain_db``; the result is clipped to full scale."""
+    frame = SAMPLE_RATE // 100
+    n_frames = -(-len(samples) // frame)
+    padded = np.zeros(n_frames * frame)
+    padded[: len(samples)] = samples
+    level_db = 10 * np.log10((padded.reshape(n_frames, frame) ** 2).mean(axis=1) + 1e-12)
+    alpha = 1 - np.exp(-0.01 / time_constant_s)
+    smoothed = scipy.signal.lfilter([alpha], [1, alpha - 1], level_db, zi=[level_db[0] * (1 - alpha)])[0]
+    gain_db = np.minimum(target_db - smoothed, max_gain_db)
+    gain = np.repeat(10 ** (gain_db / 20), frame)[: len(samples)]
+    return np.clip(samples * gain, -1.0, 1.0).astype(np.float32)
+
+
 _CODECS = {"mp3": ("mp3", "libmp3lame", 16000), "opus": ("ogg", "libopus", 16000)}
 
 

@@ -127,24 +127,35 @@ def load_background_clips() -> list[np.ndarray]:
 
 @dataclass
 class Augmenter:
-    """Random channel effects: room, band, codec, noise, gain; each with its own probability."""
+    """Random channel effects: room, band, codec, noise, gain; each with its own probability.
+
+    With ``device_probability`` a window is also played as a device hears itself: an overdriven
+    loudspeaker (a random curve of ``augment.SATURATION_CURVES``) before the room and an automatic gain
+    control after the noise, so the model keeps its scores on distorted echo of its own playback.
+    """
 
     rirs: list[np.ndarray]
     backgrounds: list[np.ndarray]
     noises: list[np.ndarray]  # coloured noise, long enough to crop from (cheaper than making it each time)
     codec_probability: float = 0.05
+    device_probability: float = 0.0
 
     @classmethod
-    def create(cls, rng: np.random.Generator, rirs: int) -> Augmenter:
+    def create(cls, rng: np.random.Generator, rirs: int, device_probability: float = 0.0) -> Augmenter:
         return cls(
             rirs=[augment.room_impulse_response(rng) for _ in range(rirs)],
             backgrounds=load_background_clips(),
             noises=[
                 augment.coloured_noise(30 * SAMPLE_RATE, rng, exponent) for exponent in np.linspace(0, 2, 9)
             ],
+            device_probability=device_probability,
         )
 
     def __call__(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        device = self.device_probability > 0 and bool(rng.random() < self.device_probability)  # no draw when off
+        if device:
+            curve = str(rng.choice(augment.SATURATION_CURVES))
+            audio = augment.saturate(audio, curve, float(np.exp(rng.uniform(np.log(1.2), np.log(6.0)))))
         if rng.random() < 0.5:
             audio = augment.reverberate(audio, self.rirs[rng.integers(len(self.rirs))])
         if rng.random() < 0.4:
@@ -156,6 +167,13 @@ class Augmenter:
             audio = augment.codec_round_trip(audio, codec, int(rng.choice([12000, 24000, 48000])))
         if rng.random() < 0.75:
             audio = augment.mix_at_snr(audio, self.noise(len(audio), rng), float(rng.uniform(0, 30)))
+        if device:
+            audio = augment.automatic_gain(
+                audio / (np.abs(audio).max() + 1e-9) * 10 ** (rng.uniform(-50, -20) / 20),
+                target_db=float(rng.uniform(-32, -20)),
+                max_gain_db=float(rng.uniform(12, 30)),
+                time_constant_s=float(rng.uniform(0.1, 1.0)),
+            )
         floor = self.coloured(len(audio), rng) * 10 ** (rng.uniform(-90, -60) / 20)
         peak = np.abs(audio).max() + 1e-9
         return (audio / peak * 10 ** (rng.uniform(-35, -1) / 20) + floor).astype(np.float32)

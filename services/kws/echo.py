@@ -48,14 +48,5 @@ class EchoPath:
         return self.agc(x + noise).astype(np.float32)
 
     def agc(self, samples: np.ndarray) -> np.ndarray:
-        """Gain that follows the 10 ms frame level towards the target, smoothed, capped at the ceiling."""
-        frame = SAMPLE_RATE // 100
-        n_frames = -(-len(samples) // frame)
-        padded = np.zeros(n_frames * frame)
-        padded[: len(samples)] = samples
-        level_db = 10 * np.log10((padded.reshape(n_frames, frame) ** 2).mean(axis=1) + 1e-12)
-        alpha = 1 - np.exp(-0.01 / self.agc_time_constant_s)
-        smoothed = scipy.signal.lfilter([alpha], [1, alpha - 1], level_db, zi=[level_db[0] * (1 - alpha)])[0]
-        gain_db = np.minimum(self.agc_target_db - smoothed, self.agc_max_gain_db)
-        gain = np.repeat(10 ** (gain_db / 20), frame)[: len(samples)]
-        return np.clip(samples * gain, -1.0, 1.0)
+        """The device's automatic gain control with this path's target, ceiling and time constant."""
+        return augment.automatic_gain(samples, self.agc_target_db, self.agc_max_gain_db, self.agc_time_constant_s)

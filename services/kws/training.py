@@ -66,19 +66,22 @@ class TrainingConfig:
     # ``threads // workers`` threads. Three: the smallest ensemble as good as six on the validation
     # voices (reports/ablation.md).
     members: int = 3
-    # Ways to widen the voices heard, off in the shipped recipe: reports/ablation.md measured
-    # them (e.g. --wide-prosody --run-on-probability 0.3 --warp-probability 0.8 --spec-masks 2) and found
-    # no gain on the validation voices beyond the spread between seeds.
+    # Ways to widen the voices and channels heard, off in the shipped recipe: reports/ablation.md measured
+    # them (e.g. --wide-prosody --run-on-probability 0.3 --warp-probability 0.8 --spec-masks 2, and
+    # --device-probability 0.3 against self-triggers) and found no gain beyond the spread between seeds.
     wide_prosody: bool = False  # natural voices' extra takes at wider speed and pitch
     run_on_probability: float = 0.0  # keywords and confusables with no real pause around them
     warp_probability: float = 0.0  # vocal tract length warping of the features
     spec_masks: int = 0  # SpecAugment band masks and time masks per example and batch
+    device_probability: float = 0.0  # windows played through an overdriven speaker and an AGC
 
     @property
     def data_key(self) -> str:
         """Names the training windows these settings make (everything that shapes them)."""
         spec = f"{self.windows}|{self.seed}|{self.rirs}|{self.wide_prosody}|{self.run_on_probability}"
         spec += f"|{self.warp_probability}"
+        if self.device_probability:
+            spec += f"|device {self.device_probability}"
         return hashlib.sha256(spec.encode()).hexdigest()[:10]
 
 
@@ -115,7 +118,7 @@ def build_training_set(
     cache.synthesise(request for plan in plans for request in plan.requests())
     voices = load_voice_audio(plans, cache)
     rng = np.random.default_rng(config.seed)
-    augmenter = Augmenter.create(rng, config.rirs)
+    augmenter = Augmenter.create(rng, config.rirs, config.device_probability)
     seeds = [config.seed * 1000 + index for index in range(config.windows)]
     batches = [seeds[start : start + 500] for start in range(0, len(seeds), 500)]
     initargs = (voices, augmenter, config)
