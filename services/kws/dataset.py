@@ -152,7 +152,8 @@ class Augmenter:
         )
 
     def __call__(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        device = self.device_probability > 0 and bool(rng.random() < self.device_probability)  # no draw when off
+        # no draw when off, so windows made without device effects stay as they were
+        device = self.device_probability > 0 and bool(rng.random() < self.device_probability)
         if device:
             curve = str(rng.choice(augment.SATURATION_CURVES))
             audio = augment.saturate(audio, curve, float(np.exp(rng.uniform(np.log(1.2), np.log(6.0)))))

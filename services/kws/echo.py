@@ -49,4 +49,6 @@ class EchoPath:
 
     def agc(self, samples: np.ndarray) -> np.ndarray:
         """The device's automatic gain control with this path's target, ceiling and time constant."""
-        return augment.automatic_gain(samples, self.agc_target_db, self.agc_max_gain_db, self.agc_time_constant_s)
+        return augment.automatic_gain(
+            samples, self.agc_target_db, self.agc_max_gain_db, self.agc_time_constant_s
+        )
