@@ -256,9 +256,7 @@ def fold_of(count: int, rng: np.random.Generator, folds: int = FOLDS) -> np.ndar
     return rng.permutation(count) % folds
 
 
-def fit_head(
-    frames: list[ClipFrames], bank: GeneralBank, base_model_version: str, seed: int
-) -> VoiceHead:
+def fit_head(frames: list[ClipFrames], bank: GeneralBank, base_model_version: str, seed: int) -> VoiceHead:
     """A head fitted on the clips' frames and the bank (worth ``GENERAL_WEIGHT`` of the clips' weight);
     its threshold is 0.5 until ``enroll`` sets it from held-out scores."""
     features = np.concatenate([clip.features for clip in frames] + [bank.features])
