@@ -33,7 +33,17 @@ class ResidualBlock(nn.Module):
         return x + torch.relu(self.norm(self.conv(x)))
 
 
-class SpotterNet(nn.Module):
+class FrameSpotter(nn.Module):
+    """A spotter given by its frame logits; what it exports (``forward``) is their probabilities."""
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(features))
+
+
+class SpotterNet(FrameSpotter):
     """features (batch, frames, N_MELS) → probabilities (batch, ceil(frames / 2))."""
 
     def __init__(self, feature_mean: torch.Tensor, feature_std: torch.Tensor) -> None:
@@ -56,11 +66,8 @@ class SpotterNet(nn.Module):
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(self.embeddings(features)).squeeze(1)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits(features))
 
-
-class SpotterEnsemble(nn.Module):
+class SpotterEnsemble(FrameSpotter):
     """The mean of the members' logits: ``head`` holds each member's head weights divided by the number
     of members, over the members' embeddings stacked channel-wise (what voice enrollment reads)."""
 
@@ -76,9 +83,6 @@ class SpotterEnsemble(nn.Module):
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         stacked = torch.cat([member.embeddings(features) for member in self.members], dim=1)
         return self.head(stacked).squeeze(1)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits(features))
 
 
 def context_frames() -> int:

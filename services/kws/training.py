@@ -41,7 +41,7 @@ from services.kws.export import base_metadata, export_onnx, read_metadata, write
 from services.kws.features import N_MELS
 from services.kws.labels import frame_labels
 from services.kws.model import SpotterModel
-from services.kws.network import SpotterEnsemble, SpotterNet, context_frames
+from services.kws.network import FrameSpotter, SpotterEnsemble, SpotterNet, context_frames
 from services.kws.speech_plan import plan_split
 from services.kws.spotter import KeywordSpotter
 from services.kws.synthesis import SpeechCache
@@ -80,7 +80,7 @@ class TrainingConfig:
         """Names the training windows these settings make (everything that shapes them)."""
         spec = f"{self.windows}|{self.seed}|{self.rirs}|{self.wide_prosody}|{self.run_on_probability}"
         spec += f"|{self.warp_probability}"
-        if self.device_probability:
+        if self.device_probability:  # only when on, so the shipped recipe's windows keep their name
             spec += f"|device {self.device_probability}"
         return hashlib.sha256(spec.encode()).hexdigest()[:10]
 
@@ -184,7 +184,7 @@ def train_network(
 
 def train_members(
     features: np.ndarray, labels: np.ndarray, weights: np.ndarray, config: TrainingConfig
-) -> SpotterNet | SpotterEnsemble:
+) -> FrameSpotter:
     """``config.members`` networks from consecutive seeds; one is returned as it is, more as an ensemble.
     Forked processes share the windows copy-on-write and send back only the weights."""
     if config.members == 1:
