@@ -5,11 +5,15 @@ run of consecutive smoothed frames at or above the threshold that lasts at least
 frames, which removes one-frame blips. With a ``hold`` level below the threshold (hysteresis) the
 detection then spans the whole run of frames at or above ``hold`` around it, so a slow keyword whose score
 dips in the middle stays one detection. Its edges are the edges of the first and last frame.
+
+The network looks 0.77 s ahead, so on a keyword said slowly (over a second) it is sure only once most of
+the word has passed, and the detection starts late. ``start_at_onset`` moves such a start back to where the
+word began: the end of the last pause before it in the track's level, if one lies within reach.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -99,3 +103,41 @@ def run_detection(first: int, last: int, peak: float, timing: FrameTiming) -> De
         end_ms=float(timing.centre_ms(last) + timing.hop_ms / 2),
         score=peak,
     )
+
+
+@dataclass(frozen=True)
+class OnsetSearch:
+    """How a detection's start moves back to the word's onset (``reach_ms`` 0: it never moves).
+
+    A frame is quiet when its level is ``quiet_db`` or more below the detection's loudest frame; ``pause_ms``
+    of quiet frames in a row is the pause before the word. With no such pause within ``reach_ms`` before
+    the start (words run on, or music under the speech) the start stays where the scores put it.
+    """
+
+    reach_ms: float = 0.0
+    quiet_db: float = 20.0
+    pause_ms: float = 30.0
+
+
+def start_at_onset(
+    detection: Detection, levels_db: np.ndarray, level_timing: FrameTiming, search: OnsetSearch
+) -> Detection:
+    """``detection`` starting where its word began: right after the nearest pause before it, within reach.
+
+    ``levels_db`` is the track's level per frame, framed as ``level_timing`` says. The track's start is not
+    a pause (a track may begin inside noise), and the start only ever moves earlier."""
+    hop = level_timing.hop_ms
+    first = max(0, int(np.ceil((detection.start_ms - level_timing.offset_ms) / hop)))
+    last = min(len(levels_db) - 1, int(np.floor((detection.end_ms - level_timing.offset_ms) / hop)))
+    if search.reach_ms <= 0 or last < first:
+        return detection
+    pause = max(1, int(round(search.pause_ms / hop)))
+    quiet = levels_db < levels_db[first : last + 1].max() - search.quiet_db
+    earliest = max(0, first - int(round(search.reach_ms / hop)) - pause)
+    run = 0
+    for frame in range(first - 1, earliest - 1, -1):  # walking back from the start
+        run = run + 1 if quiet[frame] else 0
+        if run == pause:  # frames frame .. frame + pause - 1 are the pause; the word begins after it
+            start_ms = float(level_timing.centre_ms(frame + pause) - hop / 2)
+            return replace(detection, start_ms=min(detection.start_ms, start_ms))
+    return detection

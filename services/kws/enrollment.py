@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from services.kws.detector import NO_HOLD, smooth
-from services.kws.evaluation import ScoredTracks, evaluate_voice, intervals_at
-from services.kws.features import SAMPLE_RATE, log_mel
+from services.kws.evaluation import ScoredTrack, ScoredTracks, evaluate_voice, intervals_at
+from services.kws.features import SAMPLE_RATE, frame_levels_db, log_mel
 from services.kws.labels import frame_labels
 from services.kws.model import MODEL_PATH, SpotterModel
 from services.kws.thresholds import (
@@ -63,6 +63,10 @@ class EnrollmentClip:
     @property
     def duration_ms(self) -> int:
         return int(len(self.samples) * 1000 // SAMPLE_RATE)
+
+    def levels_db(self) -> np.ndarray:
+        """Level per feature frame, with which the scan moves a detection's start to its word's onset."""
+        return frame_levels_db(log_mel(self.samples))
 
 
 @dataclass(frozen=True)
@@ -276,16 +280,17 @@ def scored_tracks(
     free_scores: list[np.ndarray],
     free_clips: list[EnrollmentClip],
 ) -> ScoredTracks:
-    """The evaluation module's view of scored clips; keyword-free clips are joined into one track."""
+    """The evaluation module's view of scored clips; keyword-free clips are joined into one track (counted
+    for false intervals only, so it goes without levels: its clips' score frames do not join up exactly)."""
     free_ms = sum(clip.duration_ms for clip in free_clips)
     return ScoredTracks(
         key="enrollment",
         positives=[
-            (scores, clip.duration_ms, clip.span_ms)
+            ScoredTrack(scores, clip.duration_ms, clip.levels_db(), clip.span_ms)
             for scores, clip in zip(keyword_scores, keyword_clips, strict=True)
         ],
         confusables=[],
-        speech=(np.concatenate(free_scores) if free_scores else np.zeros(0, np.float32), free_ms),
+        speech=ScoredTrack(np.concatenate(free_scores) if free_scores else np.zeros(0, np.float32), free_ms),
         scan_seconds=0.0,
         audio_seconds=free_ms / 1000,
     )
@@ -308,18 +313,19 @@ def calibrated_threshold(
     clips hold more than ``FALSE_BUDGET_PER_HOUR`` (beyond the false alarms no threshold below the top
     removes, ``budget_floor``) take part: the loss counts clips, and with a few minutes of keyword-free
     speech one missed keyword clip outweighs a dozen false alarms, a rate the budget does not allow."""
+    free_tracks = [
+        ScoredTrack(scores, clip.duration_ms, clip.levels_db())
+        for scores, clip in zip(free_scores, free_clips, strict=True)
+    ]
     fires, false_intervals = [], []
     for threshold in THRESHOLDS:
-        free_intervals = [
-            intervals_at(spotter, scores, clip.duration_ms, float(threshold))
-            for scores, clip in zip(free_scores, free_clips, strict=True)
-        ]
+        free_intervals = [intervals_at(spotter, track, float(threshold)) for track in free_tracks]
         covered = [
             any(
-                interval.start_ms <= span[0] and interval.end_ms >= span[1]
-                for interval in intervals_at(spotter, scores, duration_ms, float(threshold))
+                interval.start_ms <= track.span_ms[0] and interval.end_ms >= track.span_ms[1]
+                for interval in intervals_at(spotter, track, float(threshold))
             )
-            for scores, duration_ms, span in held_out.positives
+            for track in held_out.positives
         ]
         fires.append(covered + [bool(intervals) for intervals in free_intervals])
         false_intervals.append(sum(len(intervals) for intervals in free_intervals))

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from services.kws.detector import detect
-from services.kws.features import SAMPLE_RATE
-from services.kws.intervals import SkipInterval, detections_to_intervals
+from services.kws.features import SAMPLE_RATE, frame_levels_db, log_mel
+from services.kws.intervals import SkipInterval
 from services.kws.spotter import KeywordSpotter
 
 if TYPE_CHECKING:  # the dataset module brings the training-only augmentation libraries
@@ -68,41 +67,55 @@ def voice_tracks(voice: VoiceAudio, rng: np.random.Generator, augmenter: Augment
     return tracks
 
 
+@dataclass(frozen=True)
+class ScoredTrack:
+    """One track's frame scores and length, and its level per feature frame, with which the scan moves a
+    detection's start to the word's onset (None: not known; starts stay where the scores put them)."""
+
+    scores: np.ndarray
+    duration_ms: int
+    levels_db: np.ndarray | None = None
+    span_ms: tuple[float, float] | None = None  # the keyword's span, for positives
+
+
 @dataclass
 class ScoredTracks:
     """Frame scores of every track of one voice."""
 
     key: str
-    positives: list[tuple[np.ndarray, int, tuple[float, float]]]  # scores, duration ms, span
-    confusables: list[tuple[np.ndarray, int]]
-    speech: tuple[np.ndarray, int]
+    positives: list[ScoredTrack]
+    confusables: list[ScoredTrack]
+    speech: ScoredTrack
     scan_seconds: float  # wall time of feature extraction + network over the speech track
     audio_seconds: float
 
 
-def score_voice(spotter: KeywordSpotter, tracks: VoiceTracks) -> ScoredTracks:
-    def scored(track: Track) -> tuple[np.ndarray, int]:
-        return spotter.frame_scores(track.samples), int(len(track.samples) * 1000 // SAMPLE_RATE)
+def score_track(spotter: KeywordSpotter, track: Track) -> ScoredTrack:
+    features = log_mel(track.samples)
+    return ScoredTrack(
+        spotter.feature_scores(features),
+        int(len(track.samples) * 1000 // SAMPLE_RATE),
+        frame_levels_db(features),
+        track.span_ms,
+    )
 
+
+def score_voice(spotter: KeywordSpotter, tracks: VoiceTracks) -> ScoredTracks:
     started = time.perf_counter()
-    speech = scored(tracks.speech)
+    speech = score_track(spotter, tracks.speech)
     scan_seconds = time.perf_counter() - started
     return ScoredTracks(
         key=tracks.key,
-        positives=[(*scored(track), track.span_ms) for track in tracks.positives],
-        confusables=[scored(track) for track in tracks.confusables],
+        positives=[score_track(spotter, track) for track in tracks.positives],
+        confusables=[score_track(spotter, track) for track in tracks.confusables],
         speech=speech,
         scan_seconds=scan_seconds,
         audio_seconds=len(tracks.speech.samples) / SAMPLE_RATE,
     )
 
 
-def intervals_at(
-    spotter: KeywordSpotter, scores: np.ndarray, duration_ms: int, threshold: float
-) -> list[SkipInterval]:
-    metadata = spotter.metadata
-    detections = detect(scores, spotter.detector(threshold), metadata.timing)
-    return detections_to_intervals(detections, spotter.padding, duration_ms, metadata.merge_gap_ms)
+def intervals_at(spotter: KeywordSpotter, track: ScoredTrack, threshold: float) -> list[SkipInterval]:
+    return spotter.scan_scores(track.scores, track.duration_ms, threshold, track.levels_db).intervals
 
 
 @dataclass
@@ -125,8 +138,10 @@ def evaluate_voice(spotter: KeywordSpotter, scored: ScoredTracks, threshold: flo
     """
     pad = spotter.padding
     caught, starts, ends = 0, [], []
-    for scores, duration_ms, (span_start, span_end) in scored.positives:
-        intervals = intervals_at(spotter, scores, duration_ms, threshold)
+    for track in scored.positives:
+        assert track.span_ms is not None
+        span_start, span_end = track.span_ms
+        intervals = intervals_at(spotter, track, threshold)
         covering = [item for item in intervals if item.start_ms <= span_start and item.end_ms >= span_end]
         caught += bool(covering)
         overlapping = [item for item in intervals if item.start_ms < span_end and item.end_ms > span_start]
@@ -136,15 +151,15 @@ def evaluate_voice(spotter: KeywordSpotter, scored: ScoredTracks, threshold: flo
             )
             starts.append(best.start_ms + pad.before_ms - span_start)
             ends.append(best.end_ms - pad.after_ms - span_end)
-    confusable_false = sum(bool(intervals_at(spotter, s, d, threshold)) for s, d in scored.confusables)
-    speech_false = len(intervals_at(spotter, *scored.speech, threshold))
+    confusable_false = sum(bool(intervals_at(spotter, track, threshold)) for track in scored.confusables)
+    speech_false = len(intervals_at(spotter, scored.speech, threshold))
     return VoiceResult(
         key=scored.key,
         occurrences=len(scored.positives),
         caught=caught,
         confusable_tracks=len(scored.confusables),
         confusable_false=confusable_false,
-        speech_hours=scored.speech[1] / 3.6e6,
+        speech_hours=scored.speech.duration_ms / 3.6e6,
         speech_false=speech_false,
         start_errors_ms=starts,
         end_errors_ms=ends,

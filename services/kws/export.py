@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from services.kws.detector import NO_HOLD
+from services.kws.detector import NO_HOLD, OnsetSearch
 from services.kws.features import HOP, N_MELS, SAMPLE_RATE
 
 EMBEDDINGS_OUTPUT = "embeddings"
@@ -85,4 +85,8 @@ def base_metadata(
         "pad_after_ms": 100,
         "merge_gap_ms": 0,
         "hold_ratio": NO_HOLD,
+        # A keyword said over a second starts up to this long before the network is sure of it.
+        "onset_reach_ms": 1000.0,
+        "onset_quiet_db": OnsetSearch.quiet_db,
+        "onset_pause_ms": OnsetSearch.pause_ms,
     }

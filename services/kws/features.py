@@ -14,6 +14,8 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft
 
+from services.kws.detector import FrameTiming
+
 SAMPLE_RATE = 16000
 WINDOW = 400  # 25 ms
 HOP = 160  # 10 ms
@@ -80,9 +82,17 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
     return np.log(power @ mel_filterbank() + np.float32(LOG_FLOOR))
 
 
+def frame_levels_db(features: np.ndarray) -> np.ndarray:
+    """Each feature frame's level in dB (its mel power summed over bands): where words begin and pause."""
+    return (10 * np.log10(np.exp(features.astype(np.float64)).sum(axis=1))).astype(np.float32)
+
+
 def frame_centre_s(frame: int | np.ndarray) -> float | np.ndarray:
     """Time of the centre of feature frame ``frame``, in seconds."""
     return (frame * HOP + WINDOW / 2) / SAMPLE_RATE
+
+
+FEATURE_TIMING = FrameTiming(hop_ms=HOP * 1000 / SAMPLE_RATE, offset_ms=WINDOW / 2 * 1000 / SAMPLE_RATE)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The shipped spotter: one ONNX file and the facts in its metadata (onnxruntime, no torch).
 
-Every number the detector needs (keyword, sample rate, frame timing, thresholds, padding) is read
+Every number the detector needs (keyword, sample rate, frame timing, thresholds, padding, onsets) is read
 from the model's metadata, so the file that produced a score also says how to read it.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
-from services.kws.detector import NO_HOLD, DetectorConfig, FrameTiming
+from services.kws.detector import NO_HOLD, DetectorConfig, FrameTiming, OnsetSearch
 from services.kws.intervals import Padding
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "marusya.onnx"
@@ -41,6 +41,11 @@ class ModelMetadata:
     # A detection lasts while the smoothed score stays at or above hold_ratio × its threshold (hysteresis);
     # train chooses it on the validation voices. Models written before it had none: NO_HOLD.
     hold_ratio: float = NO_HOLD
+    # How far back a detection's start may move to the pause before its word (``detector.OnsetSearch``).
+    # Models written before it had none: 0, starts stay where the scores put them.
+    onset_reach_ms: float = 0.0
+    onset_quiet_db: float = OnsetSearch.quiet_db
+    onset_pause_ms: float = OnsetSearch.pause_ms
 
     @classmethod
     def from_onnx(cls, properties: dict[str, str]) -> ModelMetadata:
@@ -54,6 +59,10 @@ class ModelMetadata:
     @property
     def padding(self) -> Padding:
         return Padding(before_ms=self.pad_before_ms, after_ms=self.pad_after_ms)
+
+    @property
+    def onset_search(self) -> OnsetSearch:
+        return OnsetSearch(self.onset_reach_ms, self.onset_quiet_db, self.onset_pause_ms)
 
     def detector(self, threshold: float, hold: float | None = None) -> DetectorConfig:
         return DetectorConfig(

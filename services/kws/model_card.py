@@ -154,6 +154,9 @@ def write_card(
         threshold=spotter.threshold,
         mic_threshold=metadata.mic_threshold,
         hold_ratio=metadata.hold_ratio,
+        onset_pause=metadata.onset_pause_ms,
+        onset_quiet=metadata.onset_quiet_db,
+        onset_reach=metadata.onset_reach_ms,
         pad_before=spotter.padding.before_ms,
         pad_after=spotter.padding.after_ms,
         table="\n".join(table),
@@ -175,7 +178,10 @@ Scores 16 kHz audio every 20 ms for the presence of the wake word «Маруся
 window, 10 ms hop; {architecture}).
 Runs of scores above the threshold (3-frame moving average, at least 3 frames) become detections, each
 lasting while the score stays above {hold_ratio:g} × the threshold (the hold, chosen by train on the
-validation voices: one interval then covers a keyword whose score dips mid-word); detections get padding
+validation voices: one interval then covers a keyword whose score dips mid-word). The network looks
+0.77 s ahead, so on a keyword said over a second it is sure only late in the word: a detection's start
+moves back to the end of the last pause before it (at least {onset_pause:g} ms of frames {onset_quiet:g} dB
+below the detection's loudest), if one lies within {onset_reach:g} ms. Detections then get padding
 ({pad_before} ms before, {pad_after} ms after) and become `skip_kws` intervals. Playback threshold
 {threshold:.2f}, microphone threshold {mic_threshold:.2f}, hold ratio {hold_ratio:g} (all in ONNX metadata).
 
@@ -231,7 +237,9 @@ so it sits below the microphone threshold and trades false intervals for fewer s
 - Most self-triggers left after muting come from confusable words: through the echo path the
   microphone-side detector fires on them, while on the clean track the playback side does not
   (`reports/self_trigger.md` counts them by kind of response).
+- A keyword run into the word before it, or spoken over music or noise, has no pause before it: its
+  start stays where the scores put it, late when the keyword is said slowly.
 - What was tried to make held-out voices generalise (wider prosody, vocal tract length warping,
-  SpecAugment, run-on keywords, seed ensembles, the hold level) and what it measured:
+  SpecAugment, run-on keywords, seed ensembles, the hold level, word onsets) and what it measured:
   `reports/ablation.md`.
 """

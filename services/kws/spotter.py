@@ -22,9 +22,9 @@ from services.common.audio import AudioLimits, decode_audio
 from services.common.contracts import KwsResult
 from services.common.contracts import SkipInterval as ResultInterval
 from services.common.metrics import stage
-from services.kws.detector import DetectorConfig, detect
-from services.kws.features import N_MELS, StreamingLogMel, log_mel
-from services.kws.intervals import Padding, SkipInterval, detections_to_intervals
+from services.kws.detector import DetectorConfig, detect, start_at_onset
+from services.kws.features import FEATURE_TIMING, N_MELS, StreamingLogMel, frame_levels_db, log_mel
+from services.kws.intervals import Detection, Padding, SkipInterval, detections_to_intervals
 from services.kws.model import SpotterModel
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class KeywordSpotter:
             features = log_mel(samples)
         with stage("inference"):
             scores = self.feature_scores(features)
-        return self.scan_scores(scores, duration_ms, threshold)
+        return self.scan_scores(scores, duration_ms, threshold, frame_levels_db(features))
 
     def detector(self, threshold: float | None = None) -> DetectorConfig:
         """The detector at ``threshold`` (default: this spotter's), holding at the voice head's or the model's
@@ -138,12 +138,26 @@ class KeywordSpotter:
         hold_ratio = self.metadata.hold_ratio if self.head is None else self.head.hold_ratio
         return self.metadata.detector(threshold, threshold * hold_ratio)
 
-    def scan_scores(self, scores: np.ndarray, duration_ms: int, threshold: float | None = None) -> KwsScan:
-        """Intervals from a whole track's frame scores: the post-processing batch and stream scans share."""
+    def scan_scores(
+        self,
+        scores: np.ndarray,
+        duration_ms: int,
+        threshold: float | None = None,
+        levels_db: np.ndarray | None = None,
+    ) -> KwsScan:
+        """Intervals from a whole track's frame scores: the post-processing batch and stream scans share.
+
+        With the track's ``levels_db`` (per feature frame) each detection starts at its word's onset."""
         config = self.detector(threshold)
         detections = detect(scores, config, self.metadata.timing)
+        if levels_db is not None:
+            detections = [self.start_at_onset(detection, levels_db) for detection in detections]
         intervals = detections_to_intervals(detections, self.padding, duration_ms, self.metadata.merge_gap_ms)
         return KwsScan(duration_ms, intervals, self.model_version, config.threshold)
+
+    def start_at_onset(self, detection: Detection, levels_db: np.ndarray) -> Detection:
+        """``detection`` moved back to where its word began, as the model's metadata says to look for it."""
+        return start_at_onset(detection, levels_db, FEATURE_TIMING, self.metadata.onset_search)
 
     def frame_scores(self, samples: np.ndarray) -> np.ndarray:
         """Per-frame keyword probabilities of a whole track (for evaluation and calibration)."""
@@ -175,6 +189,8 @@ class StreamingScorer:
     # Scores of the frames after ``emitted``, computed with the right context that has arrived so far (the
     # missing part padded like the end of a track): what the detector may act on before the exact score.
     tentative: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    # Level of every feature frame so far (4 bytes per 10 ms): where detections' words begin.
+    levels_db: list[np.ndarray] = field(default_factory=list)
 
     @property
     def feature_frames(self) -> int:
@@ -186,6 +202,7 @@ class StreamingScorer:
         features = self.features.push(chunk)
         if len(features) == 0:
             return np.zeros(0, np.float32)
+        self.levels_db.append(frame_levels_db(features))
         self.buffer = np.concatenate([self.buffer, features])
         total = self.buffer_start + len(self.buffer)
         stride = self.stride
@@ -196,6 +213,10 @@ class StreamingScorer:
         """The remaining scores at the end of the stream (right edge padded like the offline scan)."""
         total = self.buffer_start + len(self.buffer)
         return self._emit(-(-total // self.stride))
+
+    def track_levels_db(self) -> np.ndarray:
+        """The level of every feature frame so far."""
+        return np.concatenate(self.levels_db) if self.levels_db else np.zeros(0, np.float32)
 
     @property
     def stride(self) -> int:

@@ -137,7 +137,7 @@ class StreamingDetector:
         self.exact.append(self.scorer.finish())
         scores = np.concatenate(self.exact) if self.exact else np.zeros(0, np.float32)
         duration_ms = int(self.samples_seen * 1000 // self.spotter.metadata.sample_rate)
-        return self.spotter.scan_scores(scores, duration_ms)
+        return self.spotter.scan_scores(scores, duration_ms, levels_db=self.scorer.track_levels_db())
 
     def _settle(self) -> None:
         """Fix the score of every frame that now has ``lookahead_frames`` of right context."""
@@ -200,6 +200,7 @@ class StreamingDetector:
         exact = np.concatenate(self.exact) if self.exact else np.zeros(0, np.float32)
         best = np.concatenate([exact[: self.scorer.emitted], self.scorer.tentative])
         intervals, still_pending = [], []
+        levels_db = self.scorer.track_levels_db()
         for first, last in self.pending:
             region = max(0, first - metadata.context_frames // stride)
             window = max(0, region - half)  # smoothing at ``region`` needs the frames before it
@@ -213,6 +214,7 @@ class StreamingDetector:
                 self.sent_until = end
                 peak = float(smoothed[run.first : run.last + 1].max())
                 detection = run_detection(start, end, peak, metadata.timing)
+                detection = self.spotter.start_at_onset(detection, levels_db)
                 # The stream's length is not known yet: the end is clamped only in the final answer.
                 intervals.append(pad_and_clamp(detection, self.spotter.padding, sys.maxsize))
             if last + half >= confirmed_until and last > self.sent_until:

@@ -3,8 +3,17 @@
 import librosa
 import numpy as np
 
-from services.kws.detector import DetectorConfig, FrameTiming, detect, detection_runs, smooth
+from services.kws.detector import (
+    DetectorConfig,
+    FrameTiming,
+    OnsetSearch,
+    detect,
+    detection_runs,
+    smooth,
+    start_at_onset,
+)
 from services.kws.features import HOP, N_MELS, StreamingLogMel, log_mel
+from services.kws.intervals import Detection
 
 TIMING = FrameTiming(hop_ms=20.0, offset_ms=12.5)
 
@@ -94,3 +103,52 @@ def test_a_run_only_at_the_hold_level_is_no_detection_and_no_hold_is_the_thresho
     steady = np.where(np.arange(40) % 9 < 6, 0.9, 0.1).astype(np.float32)
     at_threshold = DetectorConfig(0.5, hold=0.5)
     assert detect(steady, at_threshold, TIMING) == detect(steady, DetectorConfig(0.5), TIMING)
+
+
+LEVELS = FrameTiming(hop_ms=10.0, offset_ms=0.0)  # level frame k centred at 10 k ms
+SEARCH = OnsetSearch(reach_ms=1000.0, quiet_db=30.0, pause_ms=30.0)
+
+
+def word_levels(pause_before: range, words: list[range], frames: int = 300) -> np.ndarray:
+    """-80 dB everywhere but the ``words`` (frame ranges) at -20 dB; ``pause_before`` stays quiet."""
+    levels = np.full(frames, -80.0, np.float32)
+    for word in words:
+        levels[word] = -20.0
+    levels[pause_before] = -80.0
+    return levels
+
+
+def test_a_late_start_moves_back_to_the_end_of_the_pause_before_the_word():
+    levels = word_levels(range(90, 100), [range(0, 90), range(100, 250)])  # a word from frame 100
+    late = Detection(start_ms=180.0 * 10, end_ms=240.0 * 10, score=0.9)
+    moved = start_at_onset(late, levels, LEVELS, SEARCH)
+    assert moved.start_ms == 100 * 10 - 5  # the first frame's edge after the pause
+    assert (moved.end_ms, moved.score) == (late.end_ms, late.score)
+
+
+def test_no_pause_within_reach_or_reach_zero_leaves_the_start_alone():
+    levels = word_levels(range(0, 20), [range(20, 300)])  # the only pause is 1.5 s before the start
+    late = Detection(start_ms=170.0 * 10, end_ms=250.0 * 10, score=0.9)
+    assert start_at_onset(late, levels, LEVELS, SEARCH) == late
+    assert start_at_onset(late, levels, LEVELS, OnsetSearch(reach_ms=0.0)) == late
+
+
+def test_a_pause_shorter_than_pause_ms_is_inside_the_word_and_the_track_start_is_no_pause():
+    levels = word_levels(range(50, 52), [range(0, 200)])  # a 20 ms dip: a closure, not a pause
+    late = Detection(start_ms=80.0 * 10, end_ms=150.0 * 10, score=0.9)
+    assert start_at_onset(late, levels, LEVELS, SEARCH) == late
+    levels[50:53] = -80.0  # 30 ms: a pause
+    assert start_at_onset(late, levels, LEVELS, SEARCH).start_ms == 53 * 10 - 5
+
+
+def test_quiet_is_relative_to_the_detection_and_the_start_never_moves_later():
+    levels = np.full(300, -20.0, np.float32)
+    levels[60:70] = -35.0  # 25 dB below the detection's loudest: a soft sound, not a pause
+    levels[100:300] = -10.0
+    late = Detection(start_ms=150.0 * 10, end_ms=200.0 * 10, score=0.9)
+    assert start_at_onset(late, levels, LEVELS, SEARCH) == late
+    levels[60:70] = -45.0  # 35 dB below: a pause
+    assert start_at_onset(late, levels, LEVELS, SEARCH).start_ms == 70 * 10 - 5
+    levels[148:151] = -80.0  # a pause ending on the start's own frame
+    off_edge = Detection(start_ms=1503.0, end_ms=2000.0, score=0.9)
+    assert start_at_onset(off_edge, levels, LEVELS, SEARCH) == off_edge

@@ -10,6 +10,7 @@ import pytest
 from services.common.audio import AudioRejected, decode_audio
 from services.common.stream_audio import StreamFormat, UnsupportedFormat, open_decoder
 from services.gateway.settings import GatewaySettings
+from services.kws.augment import change_speed
 from services.kws.detector import NO_HOLD
 from services.kws.enrollment import CONTEXT_OFFSETS, VoiceHead
 from services.kws.playback import PLAYBACK_DIR, committed_tracks, composed_track
@@ -69,6 +70,20 @@ def test_stream_equals_batch_on_the_committed_samples(
     assert final.to_json_dict() == batch.to_json_dict()
     assert within_one_hop(streamed, batch.intervals, spotter.metadata.score_hop_ms), (streamed, batch)
     assert len(batch.intervals) == len(track.keyword_spans_ms)
+
+
+def test_a_slow_keywords_start_moves_to_its_onset_in_the_stream_as_in_the_batch(spotter):
+    """Said slower, the keyword is detected after it began; both scans move the start back to its onset."""
+    keyword = committed_tracks()[0]
+    samples = change_speed(np.frombuffer(keyword.pcm, "<i2").astype(np.float32) / 32768, 0.7)
+    batch = spotter.scan_samples(samples)
+    from_scores = spotter.scan_scores(spotter.frame_scores(samples), batch.duration_ms)
+    hop_ms = spotter.metadata.score_hop_ms  # what streamed intervals may differ by: the move is more
+    assert batch.intervals[0].start_ms < from_scores.intervals[0].start_ms - hop_ms
+    detector = StreamingDetector.with_lookahead_ms(spotter, DEFAULT_LOOKAHEAD_MS, DEFAULT_SCAN_HOP_MS)
+    streamed, final = run(detector, samples, [320] * (len(samples) // 320))
+    assert final.to_json_dict() == batch.to_json_dict()
+    assert within_one_hop(streamed, batch.intervals, hop_ms), (streamed, batch)
 
 
 def test_an_idle_stream_is_scanned_less_often_and_a_keyword_as_soon(spotter):
