@@ -82,7 +82,9 @@ def base_metadata(
         "smoothing_frames": 3,
         "min_frames": 3,
         "pad_before_ms": 100,
-        "pad_after_ms": 100,
+        # The smallest of 100, 150, 200 ms at which every validation keyword is covered to its end (an
+        # espeak-ng voice's trailing vowel outlasts the detection by up to 31 ms): reports/ablation.md.
+        "pad_after_ms": 150,
         "merge_gap_ms": 0,
         "hold_ratio": NO_HOLD,
         # A keyword said over a second starts up to this long before the network is sure of it.
