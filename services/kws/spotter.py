@@ -215,8 +215,10 @@ class StreamingScorer:
         return self._emit(-(-total // self.stride))
 
     def track_levels_db(self) -> np.ndarray:
-        """The level of every feature frame so far."""
-        return np.concatenate(self.levels_db) if self.levels_db else np.zeros(0, np.float32)
+        """The level of every feature frame so far (joined once: a long stream's chunks are not rejoined)."""
+        if len(self.levels_db) != 1:
+            self.levels_db = [np.concatenate(self.levels_db) if self.levels_db else np.zeros(0, np.float32)]
+        return self.levels_db[0]
 
     @property
     def stride(self) -> int:
