@@ -64,10 +64,6 @@ class EnrollmentClip:
     def duration_ms(self) -> int:
         return int(len(self.samples) * 1000 // SAMPLE_RATE)
 
-    def levels_db(self) -> np.ndarray:
-        """Level per feature frame, with which the scan moves a detection's start to its word's onset."""
-        return frame_levels_db(log_mel(self.samples))
-
 
 @dataclass(frozen=True)
 class GeneralBank:
@@ -213,18 +209,31 @@ def stack_context(embeddings: np.ndarray, offsets: tuple[int, ...] = CONTEXT_OFF
 
 @dataclass(frozen=True)
 class ClipFrames:
-    """One clip as the head sees it: context-stacked embeddings, frame labels and frame weights."""
+    """One clip as the head sees it: context-stacked embeddings, frame labels and frame weights; and its
+    level per feature frame, with which the scan moves a detection's start to its word's onset."""
 
     features: np.ndarray
     labels: np.ndarray
     weights: np.ndarray
+    levels_db: np.ndarray
 
 
 def clip_frames(model: SpotterModel, clip: EnrollmentClip) -> ClipFrames:
-    embeddings = model.frame_embeddings(log_mel(clip.samples))
+    mel = log_mel(clip.samples)
+    embeddings = model.frame_embeddings(mel)
     spans = [clip.span_ms] if clip.span_ms else []
     labels, weights = frame_labels(len(embeddings), spans, model.metadata.timing)
-    return ClipFrames(stack_context(embeddings), labels, weights)
+    return ClipFrames(stack_context(embeddings), labels, weights, frame_levels_db(mel))
+
+
+def clip_tracks(
+    scores: list[np.ndarray], clips: list[EnrollmentClip], frames: list[ClipFrames]
+) -> list[ScoredTrack]:
+    """The evaluation module's view of each scored clip."""
+    return [
+        ScoredTrack(clip_scores, clip.duration_ms, frame.levels_db, clip.span_ms)
+        for clip_scores, clip, frame in zip(scores, clips, frames, strict=True)
+    ]
 
 
 def fit_logistic(
@@ -274,21 +283,14 @@ def fit_head(frames: list[ClipFrames], bank: GeneralBank, base_model_version: st
     return VoiceHead(base_model_version, mean, scale, coefficients, bias, threshold=0.5, seed=seed)
 
 
-def scored_tracks(
-    keyword_scores: list[np.ndarray],
-    keyword_clips: list[EnrollmentClip],
-    free_scores: list[np.ndarray],
-    free_clips: list[EnrollmentClip],
-) -> ScoredTracks:
-    """The evaluation module's view of scored clips; keyword-free clips are joined into one track (counted
-    for false intervals only, so it goes without levels: its clips' score frames do not join up exactly)."""
-    free_ms = sum(clip.duration_ms for clip in free_clips)
+def scored_tracks(keyword: list[ScoredTrack], free: list[ScoredTrack]) -> ScoredTracks:
+    """Scored clips as one voice's tracks; keyword-free clips are joined into one track (counted for false
+    intervals only, so it goes without levels: its clips' score frames do not join up exactly)."""
+    free_ms = sum(track.duration_ms for track in free)
+    free_scores = [track.scores for track in free]
     return ScoredTracks(
         key="enrollment",
-        positives=[
-            ScoredTrack(scores, clip.duration_ms, clip.levels_db(), clip.span_ms)
-            for scores, clip in zip(keyword_scores, keyword_clips, strict=True)
-        ],
+        positives=keyword,
         confusables=[],
         speech=ScoredTrack(np.concatenate(free_scores) if free_scores else np.zeros(0, np.float32), free_ms),
         scan_seconds=0.0,
@@ -303,9 +305,7 @@ def figures(spotter, scored: ScoredTracks, threshold: float) -> DetectionFigures
     )
 
 
-def calibrated_threshold(
-    spotter, held_out: ScoredTracks, free_scores: list[np.ndarray], free_clips: list[EnrollmentClip]
-) -> float:
+def calibrated_threshold(spotter, held_out: ScoredTracks, free_tracks: list[ScoredTrack]) -> float:
     """The kws calibration rule on held-out clips whose truth is known, ``spotter`` being the adapted one
     (its hold level): per threshold, misses (a keyword clip whose span no interval covers) weigh
     ``MISS_WEIGHT``, false alarms (a keyword-free clip with an interval) ``FALSE_WEIGHT``; the least loss
@@ -313,10 +313,6 @@ def calibrated_threshold(
     clips hold more than ``FALSE_BUDGET_PER_HOUR`` (beyond the false alarms no threshold below the top
     removes, ``budget_floor``) take part: the loss counts clips, and with a few minutes of keyword-free
     speech one missed keyword clip outweighs a dozen false alarms, a rate the budget does not allow."""
-    free_tracks = [
-        ScoredTrack(scores, clip.duration_ms, clip.levels_db())
-        for scores, clip in zip(free_scores, free_clips, strict=True)
-    ]
     fires, false_intervals = [], []
     for threshold in THRESHOLDS:
         free_intervals = [intervals_at(spotter, track, float(threshold)) for track in free_tracks]
@@ -329,8 +325,8 @@ def calibrated_threshold(
         ]
         fires.append(covered + [bool(intervals) for intervals in free_intervals])
         false_intervals.append(sum(len(intervals) for intervals in free_intervals))
-    truth = np.array([[True] * len(held_out.positives) + [False] * len(free_clips)])
-    hours = sum(clip.duration_ms for clip in free_clips) / 3.6e6
+    truth = np.array([[True] * len(held_out.positives) + [False] * len(free_tracks)])
+    hours = sum(track.duration_ms for track in free_tracks) / 3.6e6
     floor = budget_floor(np.array(false_intervals), hours, FALSE_BUDGET_PER_HOUR)
     loss = calibration_loss(np.array(fires), truth, MISS_WEIGHT, FALSE_WEIGHT)
     return lowest_loss_threshold(loss, floor)
@@ -366,15 +362,16 @@ def enroll(
             keyword_scores[index] = head.stacked_scores(keyword_frames[index].features)
         for index in np.flatnonzero(free_fold == fold):
             free_scores[index] = head.stacked_scores(free_frames[index].features)
-    held_out = scored_tracks(keyword_scores, keyword_clips, free_scores, free_clips)
+    held_out_free = clip_tracks(free_scores, free_clips, free_frames)
+    held_out = scored_tracks(clip_tracks(keyword_scores, keyword_clips, keyword_frames), held_out_free)
     fitted = fit_head(keyword_frames + free_frames, bank, version, seed)
-    threshold = calibrated_threshold(spotter.with_voice(fitted), held_out, free_scores, free_clips)
+    threshold = calibrated_threshold(spotter.with_voice(fitted), held_out, held_out_free)
     head = dataclasses.replace(fitted, threshold=threshold)
     base_scored = scored_tracks(
-        [spotter.frame_scores(clip.samples) for clip in keyword_clips],
-        keyword_clips,
-        [spotter.frame_scores(clip.samples) for clip in free_clips],
-        free_clips,
+        clip_tracks(
+            [spotter.frame_scores(clip.samples) for clip in keyword_clips], keyword_clips, keyword_frames
+        ),
+        clip_tracks([spotter.frame_scores(clip.samples) for clip in free_clips], free_clips, free_frames),
     )
     return Enrollment(
         head=head,
