@@ -12,7 +12,7 @@ APT_PACKAGES := ffmpeg espeak-ng sox libsox-fmt-all flac festival festvox-ru for
 	fluidsynth fluid-soundfont-gm
 # Training only (make train-apt, about 700 MB, without Tux Paint itself, which the stamps recommend): recorded
 # sound effects, music and spoken words under the GPL, the cry gate's recorded negatives
-# (services/classifier/packaged_sounds.py).
+# (services/classifier/packaged_sounds.py); the music is also what eval-kws plays speech over.
 TRAIN_APT_PACKAGES := tuxpaint-stamps-default wesnoth-1.16-data widelands-data
 NON_FREE_SOURCE := /etc/apt/sources.list.d/debian-non-free.sources
 PYTEST_ARGS ?=
@@ -79,7 +79,7 @@ eval-classifier: train-apt ## Group-disjoint cross-validation of baselines and t
 train-kws: ## Synthesise the wake-word data and retrain the spotter.
 	$(PY) -m services.kws train
 
-eval-kws: ## Held-out-voice evaluation of the spotter; writes services/kws/MODEL_CARD.md.
+eval-kws: train-apt ## Held-out-voice evaluation of the spotter (also over music); writes services/kws/MODEL_CARD.md.
 	$(PY) -m services.kws evaluate
 
 eval-kws-enrollment: ## Enroll the held-out voices with 10/30/100 clips; writes MODEL_CARD.md's enrollment section.

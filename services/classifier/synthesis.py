@@ -9,7 +9,6 @@ shipped weights.
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ import numpy as np
 
 from services.classifier.features import PHONE_SAMPLE_RATE, band_limit
 from services.common.audio import AudioLimits, AudioRejected, decode_audio
+from services.common.tunes import SOUNDFONT, random_tune
 
 if TYPE_CHECKING:
     from services.classifier.dataset import Clip
@@ -29,9 +29,8 @@ NOISE_CLIPS = 120
 CALL_CLIPS = 240
 MUSIC_CLIPS = 60
 FESTIVAL_CLIPS = 40
-# Fluid R3 GM (MIT licence, Debian fluid-soundfont-gm) and the festvox-ru voice (BSD-like licence):
-# both allow training shipped weights on what they render.
-SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+# The festvox-ru voice (BSD-like licence) allows training shipped weights on what it renders; so does the
+# soundfont of the tunes (services.common.tunes).
 FESTIVAL_RU_VOICE = Path("/usr/share/festival/voices/russian/msu_ru_nsh_clunits")
 _SPEECH_LIMITS = AudioLimits(max_duration_s=600.0)
 ESPEAK_VOICES = ("en-us", "en-gb", "ru", "de", "fr-fr", "es", "it", "pt", "uk", "pl", "tr", "cmn", "ja", "hi")
@@ -331,91 +330,9 @@ def _call_clip(kind: str, rng: np.random.Generator, rate: int = 16000) -> np.nda
     return (signal / (np.abs(signal).max() + 1e-9) * rng.uniform(0.1, 0.7)).astype(np.float32)
 
 
-MUSIC_PROGRAMS = (
-    0,
-    4,
-    11,
-    19,
-    24,
-    25,
-    33,
-    40,
-    41,
-    42,
-    48,
-    52,
-    53,
-    56,
-    57,
-    60,
-    65,
-    68,
-    71,
-    73,
-    74,
-    80,
-    81,
-    104,
-)
-
-
-def _variable_length(value: int) -> bytes:
-    out = [value & 0x7F]
-    while value > 127:
-        value >>= 7
-        out.insert(0, (value & 0x7F) | 0x80)
-    return bytes(out)
-
-
-def _midi_file(rng: np.random.Generator) -> bytes:
-    """A short random tune (melody, optional chord, optional drums) as a type-0 standard MIDI file."""
-    events: list[tuple[int, bytes]] = []  # (tick, message); 480 ticks a beat at 120 bpm = 960 ticks a second
-    melody, bass = int(rng.choice(MUSIC_PROGRAMS)), int(rng.choice(MUSIC_PROGRAMS))
-    events += [(0, bytes([0xC0, melody])), (0, bytes([0xC1, bass]))]
-    scale = np.array([0, 2, 4, 5, 7, 9, 11, 12])
-    root, tick = int(rng.integers(48, 72)), 0
-    while tick < 7 * 960:
-        length = int(rng.choice([120, 240, 480, 960]))
-        note = root + 12 * int(rng.integers(0, 2)) + int(rng.choice(scale))
-        velocity = int(rng.integers(60, 120))
-        events += [(tick, bytes([0x90, note, velocity])), (tick + length, bytes([0x80, note, 0]))]
-        if rng.random() < 0.3:
-            events += [(tick, bytes([0x91, root - 12, 80])), (tick + length, bytes([0x81, root - 12, 0]))]
-        if rng.random() < 0.4:
-            drum = int(rng.choice([35, 38, 42, 46]))
-            events += [(tick, bytes([0x99, drum, 100])), (tick + 100, bytes([0x89, drum, 0]))]
-        tick += length
-    track, previous = b"", 0
-    for tick, message in sorted(events, key=lambda e: e[0]):
-        track += _variable_length(tick - previous) + message
-        previous = tick
-    track += b"\x00\xff\x2f\x00"
-    return b"MThd" + struct.pack(">IHHH", 6, 0, 1, 480) + b"MTrk" + struct.pack(">I", len(track)) + track
-
-
 def _music_clip(rng: np.random.Generator) -> np.ndarray:
-    """A random tune rendered by fluidsynth with the Fluid R3 GM soundfont, at PHONE_SAMPLE_RATE."""
-    with tempfile.TemporaryDirectory() as directory:
-        midi, wav = Path(directory) / "tune.mid", Path(directory) / "tune.wav"
-        midi.write_bytes(_midi_file(rng))
-        subprocess.run(
-            [
-                "fluidsynth",
-                "-ni",
-                "-q",
-                "-g",
-                "0.8",
-                "-r",
-                "16000",
-                "-F",
-                str(wav),
-                str(SOUNDFONT),
-                str(midi),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        samples = decode_audio(wav.read_bytes(), PHONE_SAMPLE_RATE, _SPEECH_LIMITS).samples
+    """A random tune (``services.common.tunes``), 2-8 s of it at PHONE_SAMPLE_RATE."""
+    samples = random_tune(rng, PHONE_SAMPLE_RATE)
     start = int(rng.uniform(0, max(0.0, len(samples) / PHONE_SAMPLE_RATE - 2.0)) * PHONE_SAMPLE_RATE)
     excerpt = samples[start : start + int(rng.uniform(2.0, 8.0) * PHONE_SAMPLE_RATE)]
     return (excerpt / (np.abs(excerpt).max() + 1e-9) * rng.uniform(0.1, 0.7)).astype(np.float32)

@@ -21,6 +21,7 @@ ABLATION_SWITCHES = (
     "warp_probability",
     "spec_masks",
     "device_probability",
+    "music_beds",
     "seed",
     "members",
 )
@@ -155,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument(
         "--device-probability", type=float, help="windows played through an overdriven speaker and an AGC"
     )
+    train_parser.add_argument("--music-beds", type=int, help="random tunes that the noise may be")
     train_parser.add_argument("--seed", type=int, help="another draw of data and weights")
     train_parser.add_argument("--members", type=int, help="networks from consecutive seeds, as one ensemble")
     train_parser.set_defaults(handler=train)

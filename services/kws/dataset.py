@@ -11,13 +11,14 @@ vocal tract length, with frame labels.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import soundfile
 import soxr
 
 from services.common.settings import SHARED_DATA_DIR
+from services.common.tunes import random_tune
 from services.kws import augment
 from services.kws.detector import FrameTiming
 from services.kws.features import SAMPLE_RATE, log_mel
@@ -29,6 +30,7 @@ WINDOW_S = 3.0
 SCORE_HOP_MS = 10.0 * SCORE_STRIDE
 SCORE_OFFSET_MS = 12.5  # centre of the first 25 ms feature frame
 TRAINING_TIMING = FrameTiming(hop_ms=SCORE_HOP_MS, offset_ms=SCORE_OFFSET_MS)
+MUSIC_SHARE = 1 / 3  # of the noise under a window, when the augmenter has music
 WARP_RANGE = (0.84, 1.19)  # vocal tract length factors, drawn log-uniformly: about a man's to a child's
 
 
@@ -114,6 +116,19 @@ def _pause(rng: np.random.Generator, run_on: bool = False) -> np.ndarray:
     return np.zeros(int(rng.uniform(low, high) * SAMPLE_RATE), np.float32)
 
 
+@dataclass(frozen=True)
+class OverMusic:
+    """A channel: the track over a random stretch of ``music`` at ``snr_db`` (by RMS over the track, its
+    pauses included), as speech over a music bed in a podcast or an advert."""
+
+    music: np.ndarray
+    snr_db: float
+
+    def __call__(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        mixed = augment.mix_at_snr(audio, augment.fit_length(self.music, len(audio), rng), self.snr_db)
+        return (mixed / max(1.0, float(np.abs(mixed).max()))).astype(np.float32)
+
+
 def load_background_clips() -> list[np.ndarray]:
     """ESC-10 clips (CC BY 3.0, which allows training shipped weights) at 16 kHz."""
     clips = []
@@ -131,7 +146,9 @@ class Augmenter:
 
     With ``device_probability`` a window is also played as a device hears itself: an overdriven
     loudspeaker (a random curve of ``augment.SATURATION_CURVES``) before the room and an automatic gain
-    control after the noise, so the model keeps its scores on distorted echo of its own playback.
+    control after the noise, so the model keeps its scores on distorted echo of its own playback. With
+    ``music`` (random tunes, ``services.common.tunes``) a share ``MUSIC_SHARE`` of the noise drawn is a
+    tune instead: playback is often speech over a music bed (podcasts, adverts, radio).
     """
 
     rirs: list[np.ndarray]
@@ -139,10 +156,13 @@ class Augmenter:
     noises: list[np.ndarray]  # coloured noise, long enough to crop from (cheaper than making it each time)
     codec_probability: float = 0.05
     device_probability: float = 0.0
+    music: list[np.ndarray] = field(default_factory=list)
 
     @classmethod
-    def create(cls, rng: np.random.Generator, rirs: int, device_probability: float = 0.0) -> Augmenter:
-        return cls(
+    def create(
+        cls, rng: np.random.Generator, rirs: int, device_probability: float = 0.0, music_beds: int = 0
+    ) -> Augmenter:
+        augmenter = cls(
             rirs=[augment.room_impulse_response(rng) for _ in range(rirs)],
             backgrounds=load_background_clips(),
             noises=[
@@ -150,6 +170,12 @@ class Augmenter:
             ],
             device_probability=device_probability,
         )
+        if music_beds:  # no draw when off, so augmenters made without music stay as they were
+            tunes = np.random.default_rng(int(rng.integers(2**32)))
+            augmenter.music = [
+                augment.trim_silence(random_tune(tunes, SAMPLE_RATE)) for _ in range(music_beds)
+            ]
+        return augmenter
 
     def __call__(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         # no draw when off, so windows made without device effects stay as they were
@@ -180,6 +206,8 @@ class Augmenter:
         return (audio / peak * 10 ** (rng.uniform(-35, -1) / 20) + floor).astype(np.float32)
 
     def noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if self.music and rng.random() < MUSIC_SHARE:
+            return augment.fit_length(self.music[rng.integers(len(self.music))], n, rng)
         if rng.random() < 0.5:
             return augment.fit_length(self.backgrounds[rng.integers(len(self.backgrounds))], n, rng)
         return self.coloured(n, rng)

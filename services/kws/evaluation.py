@@ -9,6 +9,7 @@ from a bootstrap over voices, since recall is correlated within a voice.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,9 +20,11 @@ from services.kws.intervals import SkipInterval
 from services.kws.spotter import KeywordSpotter
 
 if TYPE_CHECKING:  # the dataset module brings the training-only augmentation libraries
-    from services.kws.dataset import Augmenter, VoiceAudio
+    from services.kws.dataset import VoiceAudio
 
 MARGIN_S = 0.5
+# What a track goes through before it is scored, e.g. ``dataset.Augmenter`` or ``dataset.OverMusic``.
+Channel = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
 @dataclass
@@ -43,7 +46,7 @@ def _margin(audio: np.ndarray) -> np.ndarray:
     return np.concatenate([silence, audio, silence])
 
 
-def voice_tracks(voice: VoiceAudio, rng: np.random.Generator, augmenter: Augmenter | None) -> VoiceTracks:
+def voice_tracks(voice: VoiceAudio, rng: np.random.Generator, augmenter: Channel | None) -> VoiceTracks:
     """Tracks of one voice; ``augmenter`` (or None for clean audio) is applied to each track."""
     from services.kws.dataset import compose, keyword_speed
 

@@ -74,6 +74,7 @@ class TrainingConfig:
     warp_probability: float = 0.0  # vocal tract length warping of the features
     spec_masks: int = 0  # SpecAugment band masks and time masks per example and batch
     device_probability: float = 0.0  # windows played through an overdriven speaker and an AGC
+    music_beds: int = 0  # random tunes that the noise under a window may be (``dataset.Augmenter``)
 
     @property
     def data_key(self) -> str:
@@ -82,6 +83,8 @@ class TrainingConfig:
         spec += f"|{self.warp_probability}"
         if self.device_probability:  # only when on, so the shipped recipe's windows keep their name
             spec += f"|device {self.device_probability}"
+        if self.music_beds:
+            spec += f"|music {self.music_beds}"
         return hashlib.sha256(spec.encode()).hexdigest()[:10]
 
 
@@ -118,7 +121,7 @@ def build_training_set(
     cache.synthesise(request for plan in plans for request in plan.requests())
     voices = load_voice_audio(plans, cache)
     rng = np.random.default_rng(config.seed)
-    augmenter = Augmenter.create(rng, config.rirs, config.device_probability)
+    augmenter = Augmenter.create(rng, config.rirs, config.device_probability, config.music_beds)
     seeds = [config.seed * 1000 + index for index in range(config.windows)]
     batches = [seeds[start : start + 500] for start in range(0, len(seeds), 500)]
     initargs = (voices, augmenter, config)

@@ -6,7 +6,7 @@ import pytest
 
 from services.kws import augment
 from services.kws.corpus import KEYWORD, Voice
-from services.kws.dataset import VoiceAudio, compose
+from services.kws.dataset import MUSIC_SHARE, Augmenter, OverMusic, VoiceAudio, compose
 from services.kws.features import N_MELS, SAMPLE_RATE, log_mel, mel_band_centres_hz
 from services.kws.speech_plan import plan_split, wide_prosody_takes
 
@@ -127,3 +127,26 @@ def test_saturation_adds_harmonics_and_keeps_the_level(curve: str):
 def test_saturation_names_the_curves_it_knows():
     with pytest.raises(ValueError, match="arctan"):
         augment.saturate(np.ones(10, np.float32), "tanh", 2.0)
+
+
+def test_speech_over_music_is_at_the_ratio_asked_and_never_clips():
+    rng = np.random.default_rng(0)
+    speech = (0.1 * rng.standard_normal(SAMPLE_RATE)).astype(np.float32)
+    music = np.sin(np.arange(3 * SAMPLE_RATE) * 2 * np.pi * 440 / SAMPLE_RATE).astype(np.float32)
+    mixed = OverMusic(music, snr_db=10.0)(speech, rng)
+    assert len(mixed) == len(speech)
+    assert 20 * np.log10(augment.rms(speech) / augment.rms(mixed - speech)) == pytest.approx(10.0, abs=0.01)
+    loud = OverMusic(music, snr_db=-20.0)(speech, rng)
+    assert np.abs(loud).max() <= 1.0
+
+
+def test_an_augmenter_with_music_draws_some_of_its_noise_from_the_tunes():
+    rng = np.random.default_rng(0)
+    tune = np.full(SAMPLE_RATE, 0.5, np.float32)  # a constant: no other noise source is one
+    backgrounds, noises = [np.zeros(SAMPLE_RATE, np.float32)], [augment.coloured_noise(SAMPLE_RATE, rng, 1.0)]
+    augmenter = Augmenter(rirs=[], backgrounds=backgrounds, noises=noises, music=[tune])
+    draws = [augmenter.noise(800, rng) for _ in range(300)]
+    share = np.mean([bool(np.all(draw == 0.5)) for draw in draws])
+    assert share == pytest.approx(MUSIC_SHARE, abs=0.08)
+    without = Augmenter(rirs=[], backgrounds=backgrounds, noises=noises)
+    assert not any(np.all(without.noise(800, rng) == 0.5) for _ in range(100))
