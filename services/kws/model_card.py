@@ -300,8 +300,8 @@ so it sits below the microphone threshold and trades false intervals for fewer s
 - All speech is synthetic; the composed positives have the keyword in isolation prosody with pauses
   around it, which is easier than a keyword run into its neighbours.
 - Confusables were chosen by hand; other similar words may fire.
-- No training window holds music; the evaluation over music above is instrumental only (no song with
-  sung words was evaluated).
+- No training window holds music (a recipe with music beds was measured and not shipped:
+  `reports/ablation.md`); the evaluation over music above is instrumental only (no song with sung words).
 - Most self-triggers left after muting come from confusable words: through the echo path the
   microphone-side detector fires on them, while on the clean track the playback side does not
   (`reports/self_trigger.md` counts them by kind of response).
