@@ -137,7 +137,7 @@ def sound_family(package: SoundPackage, path: Path) -> str:
 
 def effect_clips(package: SoundPackage, rng: np.random.Generator) -> Iterator[Clip]:
     for path in packaged_files(package):
-        samples = _decoded(path)
+        samples = decoded(path)
         if samples.size < PHONE_SAMPLE_RATE // 4:
             continue
         name, group = path.relative_to(package.root).as_posix(), sound_family(package, path)
@@ -148,7 +148,7 @@ def _music_clips(rng: np.random.Generator) -> Iterator[Clip]:
     """MUSIC_EXCERPTS excerpts of MAX_SECONDS from each track, spread over it."""
     excerpt = int(MAX_SECONDS * PHONE_SAMPLE_RATE)
     for path in packaged_files(MUSIC):
-        track = _decoded(path)
+        track = decoded(path)
         for index, start in enumerate(np.linspace(0, max(len(track) - excerpt, 0), MUSIC_EXCERPTS + 2)[1:-1]):
             part = track[int(start) : int(start) + excerpt]
             group = f"{MUSIC.source}:{path.stem}"
@@ -166,14 +166,15 @@ def _speech_clips(rng: np.random.Generator) -> Iterator[Clip]:
         for index in range(SPEECH_CLIPS_PER_LANGUAGE):
             parts: list[np.ndarray] = []
             while sum(len(p) for p in parts) < MIN_SECONDS * PHONE_SAMPLE_RATE:
-                parts += [_decoded(paths[rng.integers(len(paths))]), _pause(rng)]
+                parts += [decoded(paths[rng.integers(len(paths))]), _pause(rng)]
             group = f"{SPEECH.source}:{language}"
             samples = phone_recording(np.concatenate(parts), rng)
             yield _clip(SPEECH, f"{language}#{index}", f"speech-{language}", group, samples)
 
 
-def _decoded(path: Path) -> np.ndarray:
-    return decode_audio(path.read_bytes(), PHONE_SAMPLE_RATE, _LIMITS).samples
+def decoded(path: Path, sample_rate: int = PHONE_SAMPLE_RATE) -> np.ndarray:
+    """A packaged sound file as mono float32 at ``sample_rate``."""
+    return decode_audio(path.read_bytes(), sample_rate, _LIMITS).samples
 
 
 def _pause(rng: np.random.Generator) -> np.ndarray:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from services.common.audio import AudioLimits, decode_audio
 from services.common.tunes import random_tune
 from services.kws.augment import trim_silence
 from services.kws.dataset import Augmenter, OverMusic, load_voice_audio
@@ -49,11 +48,9 @@ def score_condition(
 def evaluation_music(rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """Music no training window held, as one track, and how many hours of it are recordings: Widelands'
     GPL orchestral game music (``make train-apt``; the cry gate's packaged music) and random tunes."""
-    from services.classifier.packaged_sounds import MUSIC, packaged_files
+    from services.classifier.packaged_sounds import MUSIC, decoded, packaged_files
 
-    limits = AudioLimits(max_bytes=64 * 1024 * 1024, max_duration_s=900.0)
-    files = packaged_files(MUSIC)
-    recorded = [decode_audio(path.read_bytes(), SAMPLE_RATE, limits).samples for path in files]
+    recorded = [decoded(path, SAMPLE_RATE) for path in packaged_files(MUSIC)]
     tunes = [trim_silence(random_tune(rng, SAMPLE_RATE)) for _ in range(EVALUATION_TUNES)]
     recorded_hours = sum(len(part) for part in recorded) / SAMPLE_RATE / 3600
     return np.concatenate(recorded + tunes).astype(np.float32), recorded_hours
@@ -77,13 +74,12 @@ def music_section(spotter: KeywordSpotter, voices) -> str:
     alone = score_track(spotter, Track(music))
     hours = alone.duration_ms / 3.6e6
     for name, at in (("playback", threshold), ("microphone", spotter.metadata.mic_threshold)):
-        intervals = spotter.scan_scores(alone.scores, alone.duration_ms, at, alone.levels_db).intervals
-        muted = sum(item.end_ms - item.start_ms for item in intervals) / alone.duration_ms
+        scan = spotter.scan_scores(alone.scores, alone.duration_ms, at, alone.levels_db)
+        count = len(scan.intervals)
         lines.append(
             f"\nMusic alone, {hours:.2f} h ({recorded_hours:.2f} h of it recorded), at the {name} threshold "
-            f"{at:.2f}: {len(intervals)} interval{'' if len(intervals) == 1 else 's'} "
-            f"({len(intervals) / hours:.2f} per hour), "
-            f"{muted:.2%} muted."
+            f"{at:.2f}: {count} interval{'' if count == 1 else 's'} ({count / hours:.2f} per hour), "
+            f"{scan.muted_ms / alone.duration_ms:.2%} muted."
         )
     return "\n".join(lines)
 
@@ -278,8 +274,8 @@ Playback is often speech over a music bed (podcasts, adverts, radio). The clean 
 over a random stretch of music at a signal-to-music ratio (by RMS over the track, pauses included), and
 the music alone. The music is Widelands' recorded orchestral game music (GPL-2+, Debian `widelands-data`,
 installed by `make train-apt`; its three CC BY-SA tracks left out), a kind of music no training window
-held, and {tunes} random General MIDI tunes (`services/common/tunes.py`, Fluid R3 GM soundfont) drawn
-apart from any training tune.
+held, and {tunes} random General MIDI tunes (`services/common/tunes.py`, Fluid R3 GM soundfont) from
+another seed than the tunes of `train --music-beds`.
 
 {music}
 

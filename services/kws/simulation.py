@@ -71,7 +71,7 @@ def run_simulation(
 
 def muted_time_shares(tracks: list[PlaybackTrack], scans: list[KwsScan]) -> dict[str, float]:
     """Share of playback time inside ``skip_kws`` intervals, over all responses ("all") and per kind."""
-    muted_ms = np.array([sum(i.end_ms - i.start_ms for i in scan.intervals) for scan in scans], float)
+    muted_ms = np.array([scan.muted_ms for scan in scans], float)
     played_ms = np.array([len(track.samples) / 16 for track in tracks])
     kinds = np.array([track.kind for track in tracks])
     shares = {"all": float(muted_ms.sum() / played_ms.sum())}

@@ -40,6 +40,11 @@ class KwsScan:
     model_version: str
     threshold: float
 
+    @property
+    def muted_ms(self) -> int:
+        """How long the intervals mute the microphone (they never overlap: ``detections_to_intervals``)."""
+        return sum(interval.end_ms - interval.start_ms for interval in self.intervals)
+
     def to_json_dict(self) -> dict[str, object]:
         return {
             "duration_ms": self.duration_ms,

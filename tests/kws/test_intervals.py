@@ -11,6 +11,7 @@ from services.kws.intervals import (
     merge_overlapping,
     pad_and_clamp,
 )
+from services.kws.spotter import KwsScan
 
 
 def test_padding_widens_and_rounds_outwards():
@@ -83,3 +84,12 @@ def test_negative_positions_rejected():
         PcmFormat(16000).byte_offset_to_ms(-2)
     with pytest.raises(ValueError):
         PcmFormat(16000).ms_to_byte_offset(-1)
+
+
+def test_a_scan_mutes_for_the_length_of_its_merged_intervals():
+    overlapping = [Detection(1000.0, 1500.0, 0.9), Detection(1400.0, 2000.0, 0.8)]
+    detections = [*overlapping, Detection(5000.0, 5200.0, 0.7)]
+    intervals = detections_to_intervals(detections, Padding(before_ms=100, after_ms=150), duration_ms=5300)
+    scan = KwsScan(duration_ms=5300, intervals=intervals, model_version="test", threshold=0.5)
+    assert scan.muted_ms == (2150 - 900) + (5300 - 4900)  # the overlap counted once, the end clamped
+    assert KwsScan(5300, [], "test", 0.5).muted_ms == 0
