@@ -13,6 +13,7 @@ from pathlib import Path
 
 from services.common.audio import AudioRejected
 from services.common.settings import CACHE_DIR
+from services.kws.thresholds import FALSE_WEIGHT, MISS_WEIGHT
 
 KWS_CACHE = CACHE_DIR / "kws"
 ABLATION_SWITCHES = (
@@ -89,7 +90,7 @@ def enroll_evaluate(_: argparse.Namespace) -> int:
 def calibrate(args: argparse.Namespace) -> int:
     from services.kws.calibration import run_calibration
 
-    run_calibration(args.model, KWS_CACHE / "calibration")
+    run_calibration(args.model, KWS_CACHE / "calibration", args.miss_weight, args.false_weight)
     return 0
 
 
@@ -171,9 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "enroll-evaluate", help="enroll held-out voices with 10/30/100 clips; write MODEL_CARD.md's section"
     ).set_defaults(handler=enroll_evaluate)
-    commands.add_parser("calibrate", help="choose the playback threshold against the echo path").set_defaults(
-        handler=calibrate
+    calibrate_parser = commands.add_parser(
+        "calibrate", help="choose the playback threshold against the echo path"
     )
+    calibrate_parser.add_argument(
+        "--miss-weight",
+        type=float,
+        default=MISS_WEIGHT,
+        help="loss of the mic firing where playback does not",
+    )
+    calibrate_parser.add_argument(
+        "--false-weight",
+        type=float,
+        default=FALSE_WEIGHT,
+        help="loss of playback firing where the mic does not",
+    )
+    calibrate_parser.set_defaults(handler=calibrate)
     commands.add_parser("simulate", help="self-trigger report with and without muting").set_defaults(
         handler=simulate
     )

@@ -100,18 +100,33 @@ def saturate(samples: np.ndarray, curve: str, drive: float) -> np.ndarray:
 
 
 def automatic_gain(
-    samples: np.ndarray, target_db: float, max_gain_db: float, time_constant_s: float
+    samples: np.ndarray,
+    target_db: float,
+    max_gain_db: float,
+    attack_s: float,
+    release_s: float,
 ) -> np.ndarray:
-    """A device's AGC: a gain that follows the 10 ms frame level towards ``target_db`` (dBFS), smoothed
-    with ``time_constant_s``, capped at ``max_gain_db``; the result is clipped to full scale."""
+    """A device's AGC: a gain that follows the 10 ms frame level towards ``target_db`` (dBFS), capped at
+    ``max_gain_db``; the result is clipped to full scale.
+
+    The level follower rises within ``attack_s`` and falls over ``release_s``, as device AGCs and
+    limiters do (WebRTC's AGC2 limiter follows a rising level at once): a loud onset after silence pulls
+    the gain down at once, and the gain creeps back up through pauses. A follower as slow upwards as
+    downwards plays the first half-second after every pause at up to the full gain, hard-clipped, which
+    an AGC is built to avoid.
+    """
     frame = SAMPLE_RATE // 100
     n_frames = -(-len(samples) // frame)
     padded = np.zeros(n_frames * frame)
     padded[: len(samples)] = samples
     level_db = 10 * np.log10((padded.reshape(n_frames, frame) ** 2).mean(axis=1) + 1e-12)
-    alpha = 1 - np.exp(-0.01 / time_constant_s)
-    smoothed = scipy.signal.lfilter([alpha], [1, alpha - 1], level_db, zi=[level_db[0] * (1 - alpha)])[0]
-    gain_db = np.minimum(target_db - smoothed, max_gain_db)
+    rising, falling = (1 - np.exp(-0.01 / max(seconds, 1e-3)) for seconds in (attack_s, release_s))
+    followed = np.empty_like(level_db)
+    current = level_db[0]
+    for index, level in enumerate(level_db):
+        current += (rising if level > current else falling) * (level - current)
+        followed[index] = current
+    gain_db = np.minimum(target_db - followed, max_gain_db)
     gain = np.repeat(10 ** (gain_db / 20), frame)[: len(samples)]
     return np.clip(samples * gain, -1.0, 1.0).astype(np.float32)
 

@@ -199,7 +199,8 @@ class Augmenter:
                 audio / (np.abs(audio).max() + 1e-9) * 10 ** (rng.uniform(-50, -20) / 20),
                 target_db=float(rng.uniform(-32, -20)),
                 max_gain_db=float(rng.uniform(12, 30)),
-                time_constant_s=float(rng.uniform(0.1, 1.0)),
+                attack_s=float(rng.uniform(0.005, 0.05)),
+                release_s=float(rng.uniform(0.1, 1.0)),
             )
         floor = self.coloured(len(audio), rng) * 10 ** (rng.uniform(-90, -60) / 20)
         peak = np.abs(audio).max() + 1e-9

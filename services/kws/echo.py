@@ -2,7 +2,8 @@
 
 Pure numpy/scipy. In order: the speaker's band-pass, a soft-clipping nonlinearity that grows with the
 volume, the acoustic level at the microphone, room reverberation, the microphone's noise floor, and
-the device's automatic gain control (a slow level follower towards a target with a gain ceiling).
+the device's automatic gain control (a level follower towards a target with a gain ceiling, quick to
+catch a loud onset and slow to let go).
 All constants are stated here, once; they model a small smart speaker, not a measured device.
 """
 
@@ -31,7 +32,8 @@ class EchoPath:
     noise_floor_db: float = -66.0
     agc_target_db: float = -26.0
     agc_max_gain_db: float = 24.0
-    agc_time_constant_s: float = 0.4
+    agc_attack_s: float = 0.01
+    agc_release_s: float = 0.4
 
     def apply(
         self, samples: np.ndarray, volume: int, rir: np.ndarray, rng: np.random.Generator
@@ -48,7 +50,7 @@ class EchoPath:
         return self.agc(x + noise).astype(np.float32)
 
     def agc(self, samples: np.ndarray) -> np.ndarray:
-        """The device's automatic gain control with this path's target, ceiling and time constant."""
+        """The device's automatic gain control with this path's target, ceiling, attack and release."""
         return augment.automatic_gain(
-            samples, self.agc_target_db, self.agc_max_gain_db, self.agc_time_constant_s
+            samples, self.agc_target_db, self.agc_max_gain_db, self.agc_attack_s, self.agc_release_s
         )

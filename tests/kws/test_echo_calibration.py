@@ -3,8 +3,10 @@
 import numpy as np
 
 from services.kws import augment
+from services.kws.__main__ import build_parser
 from services.kws.calibration import calibration_loss
 from services.kws.echo import EchoPath
+from services.kws.thresholds import FALSE_WEIGHT, MISS_WEIGHT
 
 
 def _speechlike(seconds: float = 2.0) -> np.ndarray:
@@ -34,6 +36,21 @@ def test_agc_levels_a_quiet_signal_towards_the_target_with_a_ceiling():
     assert 0 < gain_db <= echo.agc_max_gain_db + 0.5
 
 
+def test_agc_catches_a_loud_onset_after_silence_at_once_and_lets_go_slowly():
+    echo = EchoPath()
+
+    def tone(db: float, seconds: float) -> np.ndarray:
+        return np.full(int(seconds * 16000), 10 ** (db / 20), np.float32)
+
+    def level_db(samples: np.ndarray, start_ms: int) -> float:  # 30-100 ms after start_ms
+        return float(20 * np.log10(augment.rms(samples[(start_ms + 30) * 16 : (start_ms + 100) * 16])))
+
+    after_hush = echo.agc(np.concatenate([tone(-80, 0.5), tone(-10, 0.2)]))
+    assert abs(level_db(after_hush, 500) - echo.agc_target_db) < 3, "the gain falls within the attack time"
+    after_loud = echo.agc(np.concatenate([tone(-10, 1.0), tone(-40, 0.5)]))
+    assert level_db(after_loud, 1000) < echo.agc_target_db - 10, "the gain rises back over the release time"
+
+
 def test_calibration_loss_weights_misses_over_false_alarms():
     mic = np.array([[True, False, False, True]])  # one volume, four tracks
     playback = np.array([[True, False, False, True], [False, False, False, False], [True, True, True, True]])
@@ -41,3 +58,10 @@ def test_calibration_loss_weights_misses_over_false_alarms():
     assert loss[0] == 0.0
     assert loss[1] == 5.0 * 2 / 4
     assert loss[2] == 1.0 * 2 / 4
+
+
+def test_calibrate_takes_both_weights_and_defaults_to_the_calibration_rule():
+    defaults = build_parser().parse_args(["calibrate"])
+    assert (defaults.miss_weight, defaults.false_weight) == (MISS_WEIGHT, FALSE_WEIGHT)
+    chosen = build_parser().parse_args(["calibrate", "--miss-weight", "10", "--false-weight", "2"])
+    assert (chosen.miss_weight, chosen.false_weight) == (10.0, 2.0)
