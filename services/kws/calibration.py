@@ -22,7 +22,9 @@ from services.kws.detector import detect
 from services.kws.echo import VOLUMES, EchoPath
 from services.kws.export import read_metadata, write_metadata
 from services.kws.model import MODEL_PATH, SpotterModel
+from services.kws.speech_plan import VoicePlan
 from services.kws.spotter import KeywordSpotter
+from services.kws.synthesis import SpeechRequest
 from services.kws.thresholds import (
     FALSE_WEIGHT,
     MISS_WEIGHT,
@@ -40,23 +42,34 @@ RESPONSE_KINDS = ("keyword", "confusable", "speech")  # "speech": keyword-free
 class PlaybackTrack:
     samples: np.ndarray
     kind: str  # one of RESPONSE_KINDS
+    voice: str  # the voice's key
+    text: str  # what the response says: the keyword, the confusable word or the saying
 
 
-def response_tracks(voices: list[VoiceAudio], rng: np.random.Generator) -> list[PlaybackTrack]:
-    """Assistant responses: keyword inside carriers, confusables inside carriers, keyword-free sayings."""
+def response_tracks(
+    voices: list[VoiceAudio], plans: list[VoicePlan], rng: np.random.Generator
+) -> list[PlaybackTrack]:
+    """Assistant responses: keyword inside carriers, confusables inside carriers, keyword-free sayings.
+
+    ``voices`` are the loaded takes of ``plans``, one voice per plan, role by role in the same order."""
     tracks = []
     silence = np.zeros(int(0.3 * 16000), np.float32)
-    for voice in voices:
-        for keyword in voice.keywords:
+
+    def response(audio: np.ndarray, kind: str, voice: VoiceAudio, request: SpeechRequest) -> PlaybackTrack:
+        return PlaybackTrack(np.concatenate([silence, audio, silence]), kind, voice.key, request.text)
+
+    for voice, plan in zip(voices, plans, strict=True):
+        for keyword, request in zip(voice.keywords, plan.keywords, strict=True):
             audio, _ = compose(
                 keyword, voice, rng, keyword_speed(keyword, voice, rng) if not voice.natural else 1.0
             )
-            tracks.append(PlaybackTrack(np.concatenate([silence, audio, silence]), "keyword"))
-        for confusable in voice.confusables:
+            tracks.append(response(audio, "keyword", voice, request))
+        for confusable, request in zip(voice.confusables, plan.confusables, strict=True):
             audio, _ = compose(confusable, voice, rng)
-            tracks.append(PlaybackTrack(np.concatenate([silence, audio, silence]), "confusable"))
+            tracks.append(response(audio, "confusable", voice, request))
         tracks += [
-            PlaybackTrack(np.concatenate([silence, saying, silence]), "speech") for saying in voice.sayings
+            response(saying, "speech", voice, request)
+            for saying, request in zip(voice.sayings, plan.sayings, strict=True)
         ]
     return tracks
 
@@ -95,7 +108,7 @@ def run_calibration(
     cache = SpeechCache(output_dir.parent / "synth")
     plans = plan_split("validation")
     cache.synthesise(request for plan in plans for request in plan.requests())
-    tracks = response_tracks(load_voice_audio(plans, cache), np.random.default_rng(seed))
+    tracks = response_tracks(load_voice_audio(plans, cache), plans, np.random.default_rng(seed))
     clean = [spotter.frame_scores(track.samples) for track in tracks]
     playback = np.array([[fires(spotter, scores, float(a)) for scores in clean] for a in THRESHOLDS])
     echoed = echo_scores(spotter, tracks, EchoPath(), seed)

@@ -82,7 +82,8 @@ class TrainingConfig:
         spec = f"{self.windows}|{self.seed}|{self.rirs}|{self.wide_prosody}|{self.run_on_probability}"
         spec += f"|{self.warp_probability}"
         if self.device_probability:  # only when on, so the shipped recipe's windows keep their name
-            spec += f"|device {self.device_probability}"
+            # "agc attack": the device's AGC got an attack time, so windows made before it differ
+            spec += f"|device {self.device_probability}|agc attack"
         if self.music_beds:
             spec += f"|music {self.music_beds}"
         return hashlib.sha256(spec.encode()).hexdigest()[:10]

@@ -4,8 +4,9 @@ import numpy as np
 
 from services.kws import augment
 from services.kws.__main__ import build_parser
-from services.kws.calibration import calibration_loss
+from services.kws.calibration import PlaybackTrack, calibration_loss
 from services.kws.echo import EchoPath
+from services.kws.simulation import leftover_lines
 from services.kws.thresholds import FALSE_WEIGHT, MISS_WEIGHT
 
 
@@ -65,3 +66,11 @@ def test_calibrate_takes_both_weights_and_defaults_to_the_calibration_rule():
     assert (defaults.miss_weight, defaults.false_weight) == (MISS_WEIGHT, FALSE_WEIGHT)
     chosen = build_parser().parse_args(["calibrate", "--miss-weight", "10", "--false-weight", "2"])
     assert (chosen.miss_weight, chosen.false_weight) == (10.0, 2.0)
+
+
+def test_self_trigger_report_names_the_responses_left_and_their_clean_scores():
+    track = PlaybackTrack(np.zeros(16000, np.float32), "confusable", "rhvoice:pavel", "Люся |\n сказала")
+    lines = leftover_lines([(track, 9, 0.252)], playback_threshold=0.33)
+    assert "| rhvoice:pavel | confusable | «Люся / сказала» | 9 | 0.25 |" in lines
+    assert "threshold 0.33" in lines[0]
+    assert leftover_lines([], 0.33)[0].startswith("No response triggers")
