@@ -37,16 +37,16 @@ def run_simulation(
 
     spotter = KeywordSpotter(SpotterModel(model_path or MODEL_PATH))
     cache = SpeechCache(output_dir.parent / "synth")
-    plans = [plan for plan in plan_split("test") if plan.voice.engine == "rhvoice"]
-    cache.synthesise(request for plan in plans for request in plan.requests())
     plans = [  # a bounded set: every keyword take, the first confusables and sayings
         replace(
             plan,
             confusables=plan.confusables[:responses_per_kind],
             sayings=plan.sayings[:responses_per_kind],
         )
-        for plan in plans
+        for plan in plan_split("test")
+        if plan.voice.engine == "rhvoice"
     ]
+    cache.synthesise(request for plan in plans for request in plan.requests())
     rng = np.random.default_rng(seed)
     tracks = response_tracks(load_voice_audio(plans, cache), plans, rng)
     rirs = [augment.room_impulse_response(rng) for _ in tracks]
