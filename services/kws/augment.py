@@ -120,7 +120,7 @@ def automatic_gain(
     padded = np.zeros(n_frames * frame)
     padded[: len(samples)] = samples
     level_db = 10 * np.log10((padded.reshape(n_frames, frame) ** 2).mean(axis=1) + 1e-12)
-    rising, falling = (1 - np.exp(-0.01 / max(seconds, 1e-3)) for seconds in (attack_s, release_s))
+    rising, falling = (1 - np.exp(-0.01 / seconds) for seconds in (attack_s, release_s))
     followed = np.empty_like(level_db)
     current = level_db[0]
     for index, level in enumerate(level_db):

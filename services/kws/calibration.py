@@ -22,9 +22,9 @@ from services.kws.detector import detect
 from services.kws.echo import VOLUMES, EchoPath
 from services.kws.export import read_metadata, write_metadata
 from services.kws.model import MODEL_PATH, SpotterModel
-from services.kws.speech_plan import VoicePlan
+from services.kws.speech_plan import VoicePlan, plan_split
 from services.kws.spotter import KeywordSpotter
-from services.kws.synthesis import SpeechRequest
+from services.kws.synthesis import SpeechCache, SpeechRequest
 from services.kws.thresholds import (
     FALSE_WEIGHT,
     MISS_WEIGHT,
@@ -100,9 +100,6 @@ def run_calibration(
     false_weight: float = FALSE_WEIGHT,
     seed: int = 7,
 ) -> float:
-    from services.kws.speech_plan import plan_split
-    from services.kws.synthesis import SpeechCache
-
     model_path = model_path or MODEL_PATH
     spotter = KeywordSpotter(SpotterModel(model_path))
     cache = SpeechCache(output_dir.parent / "synth")

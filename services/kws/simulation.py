@@ -24,7 +24,9 @@ from services.kws.calibration import REPORT_DIR, RESPONSE_KINDS, PlaybackTrack, 
 from services.kws.dataset import load_voice_audio
 from services.kws.echo import VOLUMES, EchoPath
 from services.kws.model import MODEL_PATH, SpotterModel
+from services.kws.speech_plan import plan_split
 from services.kws.spotter import KeywordSpotter, KwsScan
+from services.kws.synthesis import SpeechCache
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,6 @@ log = logging.getLogger(__name__)
 def run_simulation(
     model_path: Path | None, output_dir: Path, seed: int = 11, responses_per_kind: int = 12
 ) -> list[dict[str, float]]:
-    from services.kws.speech_plan import plan_split
-    from services.kws.synthesis import SpeechCache
-
     spotter = KeywordSpotter(SpotterModel(model_path or MODEL_PATH))
     cache = SpeechCache(output_dir.parent / "synth")
     plans = [  # a bounded set: every keyword take, the first confusables and sayings
