@@ -1,19 +1,20 @@
 """``python -m services.kws simulate``: the self-trigger report, on the held-out RHVoice test voices.
 
 Each voice contributes all its keyword takes and its first ``responses_per_kind`` confusable and
-keyword-free responses (a bound that keeps the run to minutes: every response is scanned twice per volume).
+keyword-free responses (a bound that keeps the run to minutes: every response's echo is scanned once per
+volume, and once more per distinct set of intervals the playback thresholds give it).
 
 Each response is played through the echo path b(v, x) at every volume. Without muting, a
 self-trigger is the microphone-side detector firing on the echo. With muting, the microphone signal
 is zeroed inside the playback-side ``skip_kws`` intervals of the clean track (what the app does) and
 the microphone-side detector runs again. Muted time is the share of playback time inside intervals. The
-report ends with the responses that still trigger it with muting and the clean track's highest score.
+report goes on to the responses that still trigger it with muting and the clean track's highest score,
+and ends with the same echoes muted at other playback thresholds: the trade-off the calibration sits on.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from services.kws.spotter import KeywordSpotter, KwsScan
 from services.kws.synthesis import SpeechCache
 
 log = logging.getLogger(__name__)
+# Playback thresholds the report sets beside the calibrated one (a fixed grid, never chosen from its figures).
+TRADE_OFF_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.5, 0.7)
 
 
 def run_simulation(
@@ -49,50 +52,79 @@ def run_simulation(
     rng = np.random.default_rng(seed)
     tracks = response_tracks(load_voice_audio(plans, cache), plans, rng)
     rirs = [augment.room_impulse_response(rng) for _ in tracks]
-    scans = [spotter.scan_samples(track.samples) for track in tracks]
-    rows, residual = self_trigger_rows(spotter, tracks, rirs, scans, rng)
+    thresholds = sorted({spotter.threshold, *TRADE_OFF_THRESHOLDS})
+    scans = {
+        threshold: [spotter.scan_samples(t.samples, threshold) for t in tracks] for threshold in thresholds
+    }
+    unmuted, muted = echo_outcomes(spotter, tracks, rirs, scans, rng)
+    rows = self_trigger_rows(tracks, unmuted, muted[spotter.threshold])
+    residual = muted[spotter.threshold].sum(axis=0)
     leftovers = [
-        (tracks[index], volumes, float(spotter.frame_scores(tracks[index].samples).max()))
-        for index, volumes in residual.most_common()
+        (tracks[index], int(residual[index]), float(spotter.frame_scores(tracks[index].samples).max()))
+        for index in sorted(np.flatnonzero(residual), key=lambda index: -residual[index])
     ]
-    write_report(rows, tracks, muted_time_shares(tracks, scans), leftovers, spotter)
+    trade_off = [
+        (threshold, muted[threshold], muted_time_shares(tracks, scans[threshold])) for threshold in thresholds
+    ]
+    write_report(rows, tracks, leftovers, trade_off, spotter)
     return rows
 
 
-def self_trigger_rows(
+def echo_outcomes(
     spotter: KeywordSpotter,
     tracks: list[PlaybackTrack],
     rirs: list[np.ndarray],
-    scans: list[KwsScan],
+    scans: dict[float, list[KwsScan]],
     rng: np.random.Generator,
-) -> tuple[list[dict[str, float]], Counter[int]]:
-    """Per volume, the share of responses whose echo fires the microphone side without and with muting
-    (and the count with muting per kind of response); and per response, at how many volumes it still
-    fires with muting."""
+) -> tuple[np.ndarray, dict[float, np.ndarray]]:
+    """Whether the microphone side fires on each response's echo (volumes x responses): without muting, and
+    with the microphone zeroed inside the playback-side intervals at each playback threshold.
+
+    One echo per volume and response serves every threshold; thresholds whose intervals agree share a scan."""
     echo = EchoPath()
     mic_threshold = spotter.metadata.mic_threshold
-    residual: Counter[int] = Counter()
-    rows = []
-    for volume in VOLUMES:
-        unmuted = 0
-        muted = dict.fromkeys(RESPONSE_KINDS, 0)
-        for index, (track, rir, scan) in enumerate(zip(tracks, rirs, scans, strict=True)):
+    unmuted = np.zeros((len(VOLUMES), len(tracks)), bool)
+    muted = {threshold: np.zeros_like(unmuted) for threshold in scans}
+    for row, volume in enumerate(VOLUMES):
+        for index, (track, rir) in enumerate(zip(tracks, rirs, strict=True)):
             heard = echo.apply(track.samples, volume, rir, rng)
-            unmuted += fires(spotter, spotter.frame_scores(heard), mic_threshold)
-            for interval in scan.intervals:
-                heard[interval.start_ms * 16 : interval.end_ms * 16] = 0.0
-            if fires(spotter, spotter.frame_scores(heard), mic_threshold):
-                muted[track.kind] += 1
-                residual[index] += 1
-        row = {"volume": volume, "unmuted": unmuted / len(tracks), "muted": sum(muted.values()) / len(tracks)}
-        rows.append(row | {f"muted_{kind}": count for kind, count in muted.items()})
+            unmuted[row, index] = fires(spotter, spotter.frame_scores(heard), mic_threshold)
+            outcomes = {(): unmuted[row, index]}
+            for threshold, threshold_scans in scans.items():
+                spans = tuple((iv.start_ms, iv.end_ms) for iv in threshold_scans[index].intervals)
+                if spans not in outcomes:
+                    outcomes[spans] = fires(
+                        spotter, spotter.frame_scores(muted_echo(heard, spans)), mic_threshold
+                    )
+                muted[threshold][row, index] = outcomes[spans]
         log.info(
             "volume %d: self-triggers %.2f%% without muting, %.3f%% with",
             volume,
-            100 * rows[-1]["unmuted"],
-            100 * rows[-1]["muted"],
+            100 * unmuted[row].mean(),
+            100 * muted[spotter.threshold][row].mean(),
         )
-    return rows, residual
+    return unmuted, muted
+
+
+def muted_echo(heard: np.ndarray, spans: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """What the app's microphone passes on with ``skip_kws`` applied: zero inside each span (ms at 16 kHz)."""
+    muted = heard.copy()
+    for start_ms, end_ms in spans:
+        muted[start_ms * 16 : end_ms * 16] = 0.0
+    return muted
+
+
+def self_trigger_rows(
+    tracks: list[PlaybackTrack], unmuted: np.ndarray, muted: np.ndarray
+) -> list[dict[str, float]]:
+    """Per volume, the share of responses whose echo fires the microphone side without and with muting,
+    and the count with muting per kind of response."""
+    kinds = np.array([track.kind for track in tracks])
+    return [
+        {"volume": volume, "unmuted": float(unmuted[row].mean()), "muted": float(muted[row].mean())}
+        | {f"muted_{kind}": int(muted[row, kinds == kind].sum()) for kind in RESPONSE_KINDS}
+        for row, volume in enumerate(VOLUMES)
+    ]
 
 
 def muted_time_shares(tracks: list[PlaybackTrack], scans: list[KwsScan]) -> dict[str, float]:
@@ -109,10 +141,11 @@ def muted_time_shares(tracks: list[PlaybackTrack], scans: list[KwsScan]) -> dict
 def write_report(
     rows,
     tracks: list[PlaybackTrack],
-    muted_shares: dict[str, float],
     leftovers: list[tuple[PlaybackTrack, int, float]],
+    trade_off: list[tuple[float, np.ndarray, dict[str, float]]],
     spotter: KeywordSpotter,
 ) -> None:
+    muted_shares = next(shares for threshold, _, shares in trade_off if threshold == spotter.threshold)
     kinds = [track.kind for track in tracks]
     lines = [
         "# Self-trigger simulation",
@@ -144,6 +177,7 @@ def write_report(
     totals = " | ".join(str(sum(r[k] for r in rows)) + " in all" for k in by_kind)
     lines += [f"| mean | {mean_unmuted:.2%} | {mean_muted:.3%} | {totals} |", ""]
     lines += leftover_lines(leftovers, spotter.threshold)
+    lines += trade_off_lines(trade_off, spotter.threshold)
     REPORT_DIR.mkdir(exist_ok=True)
     (REPORT_DIR / "self_trigger.md").write_text("\n".join(lines), encoding="utf-8")
 
@@ -166,6 +200,29 @@ def leftover_lines(leftovers: list[tuple[PlaybackTrack, int, float]], playback_t
         f"| {track.voice} | {names[track.kind]} | «{_shortened(track.text)}» | {volumes} | {score:.2f} |"
         for track, volumes, score in leftovers
     ]
+    return lines + [""]
+
+
+def trade_off_lines(
+    trade_off: list[tuple[float, np.ndarray, dict[str, float]]], calibrated: float
+) -> list[str]:
+    """Self-triggers with muting against muted time at other playback thresholds, on the same echoes."""
+    lines = [
+        "## Other playback thresholds",
+        "",
+        "The same echoes muted by the playback side at other thresholds. This is a report, not a choice: "
+        "the threshold comes from `calibrate` on the validation voices, and these are the test voices.",
+        "",
+        "| playback threshold | self-triggers with muting | responses behind them | muted time "
+        "| of responses with the keyword | with a confusable | keyword-free |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for threshold, muted, shares in trade_off:
+        name = f"**{threshold:.2f}** (calibrated)" if threshold == calibrated else f"{threshold:.2f}"
+        lines.append(
+            f"| {name} | {muted.mean():.3%} | {int(muted.any(axis=0).sum())} | {shares['all']:.2%} "
+            f"| {shares['keyword']:.2%} | {shares['confusable']:.2%} | {shares['speech']:.2%} |"
+        )
     return lines + [""]
 
 

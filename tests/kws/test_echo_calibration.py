@@ -6,7 +6,7 @@ from services.kws import augment
 from services.kws.__main__ import build_parser
 from services.kws.calibration import PlaybackTrack, calibration_loss
 from services.kws.echo import EchoPath
-from services.kws.simulation import leftover_lines
+from services.kws.simulation import leftover_lines, muted_echo, self_trigger_rows, trade_off_lines
 from services.kws.thresholds import FALSE_WEIGHT, MISS_WEIGHT
 
 
@@ -74,3 +74,41 @@ def test_self_trigger_report_names_the_responses_left_and_their_clean_scores():
     assert "| rhvoice:pavel | confusable | «Люся / сказала» | 9 | 0.25 |" in lines
     assert "threshold 0.33" in lines[0]
     assert leftover_lines([], 0.33)[0].startswith("No response triggers")
+
+
+def test_muting_zeroes_only_inside_the_spans_and_leaves_the_echo_untouched():
+    heard = np.ones(16000, np.float32)
+    muted = muted_echo(heard, ((100, 200), (900, 1000)))
+    assert muted[100 * 16 : 200 * 16].max() == 0 and muted[900 * 16 :].max() == 0
+    assert muted[:1600].min() == 1 and muted[200 * 16 : 900 * 16].min() == 1
+    assert heard.min() == 1, "every threshold mutes its own copy of the same echo"
+
+
+def test_self_trigger_rows_count_the_muted_responses_by_kind():
+    tracks = [
+        PlaybackTrack(np.zeros(16, np.float32), kind, "v", "t")
+        for kind in ("keyword", "confusable", "speech")
+    ]
+    unmuted = np.ones((10, 3), bool)
+    muted = np.zeros((10, 3), bool)
+    muted[9, 1] = True
+    rows = self_trigger_rows(tracks, unmuted, muted)
+    assert [row["volume"] for row in rows] == list(range(1, 11))
+    assert rows[0] == {
+        "volume": 1,
+        "unmuted": 1.0,
+        "muted": 0.0,
+        "muted_keyword": 0,
+        "muted_confusable": 0,
+        "muted_speech": 0,
+    }
+    assert rows[9]["muted"] == 1 / 3 and rows[9]["muted_confusable"] == 1
+
+
+def test_trade_off_table_marks_the_calibrated_threshold_and_counts_responses_once():
+    muted = np.zeros((10, 4), bool)
+    muted[:, 0] = True  # one response at every volume
+    shares = {"all": 0.05, "keyword": 0.2, "confusable": 0.01, "speech": 0.0}
+    lines = trade_off_lines([(0.1, muted, shares), (0.33, np.zeros_like(muted), shares)], calibrated=0.33)
+    assert "| 0.10 | 25.000% | 1 | 5.00% | 20.00% | 1.00% | 0.00% |" in lines
+    assert any(line.startswith("| **0.33** (calibrated) | 0.000% | 0 |") for line in lines)
