@@ -97,11 +97,14 @@ def echo_outcomes(
                         spotter, spotter.frame_scores(muted_echo(heard, spans)), mic_threshold
                     )
                 muted[threshold][row, index] = outcomes[spans]
+        with_muting = ", ".join(
+            f"{100 * outcome[row].mean():.3f}% at {t:.2f}" for t, outcome in muted.items()
+        )
         log.info(
-            "volume %d: self-triggers %.2f%% without muting, %.3f%% with",
+            "volume %d: self-triggers %.2f%% without muting; with: %s",
             volume,
             100 * unmuted[row].mean(),
-            100 * muted[spotter.threshold][row].mean(),
+            with_muting,
         )
     return unmuted, muted
 

@@ -14,8 +14,12 @@ import soxr
 
 from services.common.audio import AudioRejected
 from services.common.settings import REPO_ROOT
+from services.kws import augment
+from services.kws.calibration import PlaybackTrack
 from services.kws.detector import NO_HOLD
+from services.kws.intervals import SkipInterval
 from services.kws.model import MODEL_PATH, ModelMetadata, SpotterModel
+from services.kws.simulation import echo_outcomes
 from services.kws.spotter import KeywordSpotter, KwsScan, StreamingScorer
 from tests.audio_files import encode, tone
 
@@ -179,3 +183,17 @@ def test_the_models_hold_joins_a_keyword_whose_score_dips_mid_word(spotter):
     # one hold-level frame of the smoothed edges more on each side (3-frame smoothing): 20 ms
     assert whole.start_ms == unheld.intervals[0].start_ms - spotter.metadata.score_hop_ms
     assert whole.end_ms == unheld.intervals[1].end_ms + spotter.metadata.score_hop_ms
+
+
+def test_echo_outcomes_mute_by_each_thresholds_intervals(spotter):
+    keyword = _keyword_samples()
+    track = PlaybackTrack(keyword, "keyword", "sample", "Маруся")
+    duration_ms = len(keyword) // 16
+    whole = KwsScan(duration_ms, [SkipInterval(0, duration_ms, 1.0)], spotter.model_version, 0.1)
+    nothing = KwsScan(duration_ms, [], spotter.model_version, 0.9)
+    rng = np.random.default_rng(5)
+    rirs = [augment.room_impulse_response(rng)]
+    unmuted, muted = echo_outcomes(spotter, [track], rirs, {0.1: [whole], 0.9: [nothing]}, rng)
+    assert unmuted.shape == (10, 1) and unmuted.sum() >= 5, "the keyword's echo wakes the microphone"
+    assert not muted[0.1].any(), "a track muted from start to end cannot wake it"
+    assert (muted[0.9] == unmuted).all(), "with no interval the microphone hears what it hears unmuted"
