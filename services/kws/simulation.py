@@ -15,7 +15,7 @@ and ends with the same echoes muted at other playback thresholds: the trade-off 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,15 @@ from services.kws.synthesis import SpeechCache
 log = logging.getLogger(__name__)
 # Playback thresholds the report sets beside the calibrated one (a fixed grid, never chosen from its figures).
 TRADE_OFF_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.5, 0.7)
+
+
+@dataclass(frozen=True)
+class ThresholdOutcome:
+    """The same echoes muted by the playback side at one threshold."""
+
+    threshold: float
+    fired: np.ndarray  # volumes x responses: the microphone side fires with muting
+    muted_shares: dict[str, float]  # muted_time_shares of its intervals
 
 
 def run_simulation(
@@ -64,7 +73,8 @@ def run_simulation(
         for index in sorted(np.flatnonzero(residual), key=lambda index: -residual[index])
     ]
     trade_off = [
-        (threshold, muted[threshold], muted_time_shares(tracks, scans[threshold])) for threshold in thresholds
+        ThresholdOutcome(threshold, muted[threshold], muted_time_shares(tracks, scans[threshold]))
+        for threshold in thresholds
     ]
     write_report(rows, tracks, leftovers, trade_off, spotter)
     return rows
@@ -145,10 +155,10 @@ def write_report(
     rows,
     tracks: list[PlaybackTrack],
     leftovers: list[tuple[PlaybackTrack, int, float]],
-    trade_off: list[tuple[float, np.ndarray, dict[str, float]]],
+    trade_off: list[ThresholdOutcome],
     spotter: KeywordSpotter,
 ) -> None:
-    muted_shares = next(shares for threshold, _, shares in trade_off if threshold == spotter.threshold)
+    muted_shares = next(o.muted_shares for o in trade_off if o.threshold == spotter.threshold)
     kinds = [track.kind for track in tracks]
     lines = [
         "# Self-trigger simulation",
@@ -206,9 +216,7 @@ def leftover_lines(leftovers: list[tuple[PlaybackTrack, int, float]], playback_t
     return lines + [""]
 
 
-def trade_off_lines(
-    trade_off: list[tuple[float, np.ndarray, dict[str, float]]], calibrated: float
-) -> list[str]:
+def trade_off_lines(trade_off: list[ThresholdOutcome], calibrated: float) -> list[str]:
     """Self-triggers with muting against muted time at other playback thresholds, on the same echoes."""
     lines = [
         "## Other playback thresholds",
@@ -220,11 +228,13 @@ def trade_off_lines(
         "| of responses with the keyword | with a confusable | keyword-free |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for threshold, muted, shares in trade_off:
+    for outcome in trade_off:
+        threshold, shares = outcome.threshold, outcome.muted_shares
         name = f"**{threshold:.2f}** (calibrated)" if threshold == calibrated else f"{threshold:.2f}"
         lines.append(
-            f"| {name} | {muted.mean():.3%} | {int(muted.any(axis=0).sum())} | {shares['all']:.2%} "
-            f"| {shares['keyword']:.2%} | {shares['confusable']:.2%} | {shares['speech']:.2%} |"
+            f"| {name} | {outcome.fired.mean():.3%} | {int(outcome.fired.any(axis=0).sum())} "
+            f"| {shares['all']:.2%} | {shares['keyword']:.2%} | {shares['confusable']:.2%} "
+            f"| {shares['speech']:.2%} |"
         )
     return lines + [""]
 

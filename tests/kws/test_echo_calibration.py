@@ -6,7 +6,13 @@ from services.kws import augment
 from services.kws.__main__ import build_parser
 from services.kws.calibration import PlaybackTrack, calibration_loss
 from services.kws.echo import EchoPath
-from services.kws.simulation import leftover_lines, muted_echo, self_trigger_rows, trade_off_lines
+from services.kws.simulation import (
+    ThresholdOutcome,
+    leftover_lines,
+    muted_echo,
+    self_trigger_rows,
+    trade_off_lines,
+)
 from services.kws.thresholds import FALSE_WEIGHT, MISS_WEIGHT
 
 
@@ -109,6 +115,7 @@ def test_trade_off_table_marks_the_calibrated_threshold_and_counts_responses_onc
     muted = np.zeros((10, 4), bool)
     muted[:, 0] = True  # one response at every volume
     shares = {"all": 0.05, "keyword": 0.2, "confusable": 0.01, "speech": 0.0}
-    lines = trade_off_lines([(0.1, muted, shares), (0.33, np.zeros_like(muted), shares)], calibrated=0.33)
+    outcomes = [ThresholdOutcome(0.1, muted, shares), ThresholdOutcome(0.33, np.zeros_like(muted), shares)]
+    lines = trade_off_lines(outcomes, calibrated=0.33)
     assert "| 0.10 | 25.000% | 1 | 5.00% | 20.00% | 1.00% | 0.00% |" in lines
     assert any(line.startswith("| **0.33** (calibrated) | 0.000% | 0 |") for line in lines)
