@@ -62,14 +62,15 @@ def run_simulation(
     tracks = response_tracks(load_voice_audio(plans, cache), plans, rng)
     rirs = [augment.room_impulse_response(rng) for _ in tracks]
     thresholds = sorted({spotter.threshold, *TRADE_OFF_THRESHOLDS})
+    clean = [spotter.track_scores(track.samples) for track in tracks]
     scans = {
-        threshold: [spotter.scan_samples(t.samples, threshold) for t in tracks] for threshold in thresholds
+        threshold: [spotter.scan_track(scores, threshold) for scores in clean] for threshold in thresholds
     }
     unmuted, muted = echo_outcomes(spotter, tracks, rirs, scans, rng)
     rows = self_trigger_rows(tracks, unmuted, muted[spotter.threshold])
     residual = muted[spotter.threshold].sum(axis=0)
     leftovers = [
-        (tracks[index], int(residual[index]), float(spotter.frame_scores(tracks[index].samples).max()))
+        (tracks[index], int(residual[index]), float(clean[index].scores.max()))
         for index in sorted(np.flatnonzero(residual), key=lambda index: -residual[index])
     ]
     trade_off = [
@@ -103,9 +104,8 @@ def echo_outcomes(
             for threshold, threshold_scans in scans.items():
                 spans = tuple((iv.start_ms, iv.end_ms) for iv in threshold_scans[index].intervals)
                 if spans not in outcomes:
-                    outcomes[spans] = fires(
-                        spotter, spotter.frame_scores(muted_echo(heard, spans)), mic_threshold
-                    )
+                    muted_heard = muted_echo(heard, spans, spotter.metadata.sample_rate)
+                    outcomes[spans] = fires(spotter, spotter.frame_scores(muted_heard), mic_threshold)
                 muted[threshold][row, index] = outcomes[spans]
         with_muting = ", ".join(
             f"{100 * outcome[row].mean():.3f}% at {t:.2f}" for t, outcome in muted.items()
@@ -119,11 +119,11 @@ def echo_outcomes(
     return unmuted, muted
 
 
-def muted_echo(heard: np.ndarray, spans: tuple[tuple[int, int], ...]) -> np.ndarray:
-    """What the app's microphone passes on with ``skip_kws`` applied: zero inside each span (ms at 16 kHz)."""
+def muted_echo(heard: np.ndarray, spans: tuple[tuple[int, int], ...], sample_rate: int) -> np.ndarray:
+    """What the app's microphone passes on with ``skip_kws`` applied: zero inside each span (in ms)."""
     muted = heard.copy()
     for start_ms, end_ms in spans:
-        muted[start_ms * 16 : end_ms * 16] = 0.0
+        muted[start_ms * sample_rate // 1000 : end_ms * sample_rate // 1000] = 0.0
     return muted
 
 

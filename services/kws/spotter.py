@@ -67,6 +67,15 @@ class KwsScan:
         )
 
 
+@dataclass(frozen=True)
+class TrackScores:
+    """A whole track's frame scores, with the per-frame levels its word onsets are found by."""
+
+    duration_ms: int
+    scores: np.ndarray
+    levels_db: np.ndarray
+
+
 class KeywordSpotter:
     """Playback-side detector: the model at its playback threshold, plus padding.
 
@@ -129,12 +138,20 @@ class KeywordSpotter:
 
     def scan_samples(self, samples: np.ndarray, threshold: float | None = None) -> KwsScan:
         """Intervals for mono float32 samples at the model's sample rate."""
+        return self.scan_track(self.track_scores(samples), threshold)
+
+    def track_scores(self, samples: np.ndarray) -> TrackScores:
+        """One pass of the network over a whole track, which a scan at any threshold post-processes."""
         duration_ms = int(len(samples) * 1000 // self.metadata.sample_rate)
         with stage("features"):
             features = log_mel(samples)
         with stage("inference"):
             scores = self.feature_scores(features)
-        return self.scan_scores(scores, duration_ms, threshold, frame_levels_db(features))
+        return TrackScores(duration_ms, scores, frame_levels_db(features))
+
+    def scan_track(self, track: TrackScores, threshold: float | None = None) -> KwsScan:
+        """Intervals from a track's scores at ``threshold`` (default: this spotter's)."""
+        return self.scan_scores(track.scores, track.duration_ms, threshold, track.levels_db)
 
     def detector(self, threshold: float | None = None) -> DetectorConfig:
         """The detector at ``threshold`` (default: this spotter's), holding at the voice head's or the model's

@@ -84,7 +84,7 @@ def test_self_trigger_report_names_the_responses_left_and_their_clean_scores():
 
 def test_muting_zeroes_only_inside_the_spans_and_leaves_the_echo_untouched():
     heard = np.ones(16000, np.float32)
-    muted = muted_echo(heard, ((100, 200), (900, 1000)))
+    muted = muted_echo(heard, ((100, 200), (900, 1000)), sample_rate=16000)
     assert muted[100 * 16 : 200 * 16].max() == 0 and muted[900 * 16 :].max() == 0
     assert muted[:1600].min() == 1 and muted[200 * 16 : 900 * 16].min() == 1
     assert heard.min() == 1, "every threshold mutes its own copy of the same echo"
