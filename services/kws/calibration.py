@@ -4,8 +4,11 @@ f1 is the spotter on the clean playback track at threshold a; f2 is the same mod
 microphone threshold on the echo b(v, x). Over validation-voice tracks (keywords, confusables,
 keyword-free responses) and volumes 1..10, the loss of a is
     mean over v and tracks of  w_miss · [f2 fires and f1 does not] + w_false · [f1 fires and f2 does not],
-misses weighted more (an unmuted self-trigger is worse than a needlessly muted moment). The chosen a
-is written into the model's metadata, where the detector reads it; a table and a plot go to the report.
+misses weighted more (an unmuted self-trigger is worse than a needlessly muted moment). Only
+thresholds at or above a floor take part: the lowest at which the validation voices' keyword-free speech
+keeps at most FALSE_BUDGET_PER_HOUR false intervals (the card's target for the threshold a ships with),
+since the loss counts tracks and a few hundred of them cannot weigh a rate per hour. The chosen a is
+written into the model's metadata, where the detector reads it; a table and a plot go to the report.
 """
 
 from __future__ import annotations
@@ -20,18 +23,22 @@ from services.kws import augment
 from services.kws.dataset import VoiceAudio, compose, keyword_speed, load_voice_audio
 from services.kws.detector import detect
 from services.kws.echo import VOLUMES, EchoPath
+from services.kws.evaluation import evaluate_voice
 from services.kws.export import read_metadata, write_metadata
 from services.kws.model import MODEL_PATH, SpotterModel
 from services.kws.speech_plan import VoicePlan, plan_split
 from services.kws.spotter import KeywordSpotter
 from services.kws.synthesis import SpeechCache, SpeechRequest
 from services.kws.thresholds import (
+    FALSE_BUDGET_PER_HOUR,
     FALSE_WEIGHT,
     MISS_WEIGHT,
     THRESHOLDS,
+    budget_floor,
     calibration_loss,
     lowest_loss_threshold,
 )
+from services.kws.training import TrainingConfig, validation_scores
 
 log = logging.getLogger(__name__)
 REPORT_DIR = Path(__file__).resolve().parent / "reports"
@@ -93,6 +100,27 @@ def echo_scores(
     }
 
 
+@dataclass(frozen=True)
+class FalseIntervalFloor:
+    """The lowest playback threshold within the false-interval budget, and what it was measured on."""
+
+    threshold: float
+    speech_hours: float
+    false_intervals: np.ndarray  # at each of THRESHOLDS
+
+
+def false_interval_floor(spotter: KeywordSpotter, cache: SpeechCache) -> FalseIntervalFloor:
+    """False intervals in the validation voices' keyword-free speech at every threshold, through the
+    training channel effects (the tracks and the draw train's threshold rule uses), and ``budget_floor``."""
+    scored = validation_scores(spotter, cache, TrainingConfig.seed)
+    false_intervals = np.array(
+        [sum(evaluate_voice(spotter, voice, float(a)).speech_false for voice in scored) for a in THRESHOLDS]
+    )
+    hours = sum(voice.speech.duration_ms for voice in scored if voice.speech is not None) / 3.6e6
+    floor = budget_floor(false_intervals, hours, FALSE_BUDGET_PER_HOUR)
+    return FalseIntervalFloor(floor, hours, false_intervals)
+
+
 def run_calibration(
     model_path: Path | None,
     output_dir: Path,
@@ -112,13 +140,30 @@ def run_calibration(
     mic_threshold = spotter.metadata.mic_threshold
     mic = np.array([[fires(spotter, scores, mic_threshold) for scores in echoed[v]] for v in VOLUMES])
     loss = calibration_loss(playback, mic, miss_weight, false_weight)
-    best = lowest_loss_threshold(loss)
+    floor = false_interval_floor(spotter, cache)
+    best = lowest_loss_threshold(loss, floor.threshold)
     metadata = read_metadata(model_path)
     metadata["playback_threshold"] = best
     write_metadata(model_path, metadata)
-    write_calibration_report(tracks, playback, mic, loss, best, mic_threshold, (miss_weight, false_weight))
+    write_calibration_report(
+        tracks, playback, mic, loss, best, floor, mic_threshold, (miss_weight, false_weight)
+    )
     log.info("playback threshold %.2f written to %s", best, model_path)
     return best
+
+
+def _floor_line(floor: FalseIntervalFloor) -> str:
+    counts = ", ".join(
+        f"{a:.2f}: {n}"
+        for a, n in zip(THRESHOLDS, floor.false_intervals, strict=True)
+        if round(a * 100) % 10 == 0
+    )
+    return (
+        f"False-interval floor: **{floor.threshold:.2f}**, the lowest threshold above every one at which the "
+        f"validation voices' {floor.speech_hours:.2f} h of keyword-free speech (through the training channel "
+        f"effects) hold more than {FALSE_BUDGET_PER_HOUR:g} false interval per hour. False intervals there, "
+        f"by threshold: {counts}."
+    )
 
 
 def write_calibration_report(
@@ -127,6 +172,7 @@ def write_calibration_report(
     mic: np.ndarray,
     loss: np.ndarray,
     best: float,
+    floor: FalseIntervalFloor,
     mic_threshold: float,
     weights: tuple[float, float],
 ) -> None:
@@ -136,7 +182,8 @@ def write_calibration_report(
     import matplotlib.pyplot as plt
 
     REPORT_DIR.mkdir(exist_ok=True)
-    chosen = playback[int(np.flatnonzero(best == THRESHOLDS)[0])]
+    chosen_row = int(np.flatnonzero(best == THRESHOLDS)[0])
+    chosen = playback[chosen_row]
     kinds = np.array([track.kind for track in tracks])
     lines = [
         "# Playback-threshold calibration",
@@ -144,7 +191,9 @@ def write_calibration_report(
         f"Tracks: {len(tracks)} validation-voice responses ({(kinds == 'keyword').sum()} with the keyword, "
         f"{(kinds == 'confusable').sum()} with a confusable, {(kinds == 'speech').sum()} keyword-free); "
         f"microphone threshold {mic_threshold:.2f}; weights miss {weights[0]:g}, false alarm {weights[1]:g}.",
-        f"Chosen playback threshold a = **{best:.2f}** (loss {loss.min():.4f}).",
+        f"Chosen playback threshold a = **{best:.2f}** (loss {loss[chosen_row]:.4f}; least loss over the "
+        f"whole grid {loss.min():.4f} at {lowest_loss_threshold(loss):.2f}).",
+        _floor_line(floor),
         "",
         "| volume | mic fires | playback fires (a) | miss: mic fires, playback not "
         "| false: playback fires, mic not "
@@ -161,7 +210,9 @@ def write_calibration_report(
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(THRESHOLDS, loss)
     left.axvline(best, color="red", linestyle="--")
+    left.axvspan(0.0, floor.threshold, color="grey", alpha=0.2, label="over the false-interval budget")
     left.set(xlabel="playback threshold a", ylabel="weighted disagreement", title="calibration loss")
+    left.legend()
     right.plot(VOLUMES, mic.mean(axis=1), marker="o", label="mic fires (f2)")
     right.plot(VOLUMES, (mic & ~chosen).mean(axis=1), marker="o", label="miss at chosen a")
     right.plot(VOLUMES, (chosen & ~mic).mean(axis=1), marker="o", label="false at chosen a")

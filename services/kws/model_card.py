@@ -288,7 +288,8 @@ in the per-voice table):
 
 {targets}
 
-The playback threshold comes from `calibrate` (echo agreement, misses weighted 5:1), not from this table,
+The playback threshold comes from `calibrate` (echo agreement, misses weighted 5:1, no lower than the
+validation voices' false-interval budget of 1 per hour allows), not from this table,
 so it sits below the microphone threshold and trades false intervals for fewer self-triggers; see
 `reports/calibration.md` and `reports/self_trigger.md`. The threshold sweep shows the trade-off.
 

@@ -1,7 +1,8 @@
 """The calibration rule of the kws issue as pure numpy: a weighted loss of misses and false alarms per
-threshold, and the threshold that minimises it. ``calibrate`` uses it against the echo path; voice
-enrollment uses it against the known truth of the client's held-out clips, above a floor that keeps the
-false intervals per hour of the client's keyword-free clips within a budget."""
+threshold, and the threshold that minimises it, above a floor that keeps the false intervals per hour of
+keyword-free speech within a budget. ``calibrate`` uses it against the echo path, with the validation
+voices' keyword-free speech under the floor; voice enrollment uses it against the known truth of the
+client's held-out clips, with the client's keyword-free clips under the floor."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 THRESHOLDS = np.round(np.arange(0.0, 1.0001, 0.01), 2)
 MISS_WEIGHT = 5.0  # an unmuted self-trigger is worse than a needlessly muted moment
 FALSE_WEIGHT = 1.0
-# The issue's target for an enrolled voice: at most one false interval per hour of keyword-free speech.
+# The issue's target: at most one false interval per hour of keyword-free speech (calibrate, enrollment).
 FALSE_BUDGET_PER_HOUR = 1.0
 
 
