@@ -302,6 +302,9 @@ def gate_section(
         f"{'met' if cries <= 0.05 else 'NOT met'}); recorded non-cries rejected at worst "
         f"{recorded:.1%} (target at least 95%: "
         f"{'met' if recorded >= 0.95 else 'NOT met'}).",
+        "",
+        "What else was measured against this gate and not shipped (more recorded negatives, projecting out "
+        "the recording kind, channel augmentation of the training clips): `reports/gate_ablation.md`.",
     ]
     return lines
 
