@@ -1,8 +1,8 @@
 """The calibration rule of the kws issue as pure numpy: a weighted loss of misses and false alarms per
 threshold, and the threshold that minimises it, above a floor that keeps the false intervals per hour of
-keyword-free speech within a budget. ``calibrate`` uses it against the echo path, with the validation
-voices' keyword-free speech under the floor; voice enrollment uses it against the known truth of the
-client's held-out clips, with the client's keyword-free clips under the floor."""
+keyword-free speech within a budget. ``calibrate`` uses it against the echo path, its floor measured on
+the validation voices' keyword-free speech; voice enrollment uses it against the known truth of the
+client's held-out clips, its floor measured on the client's keyword-free clips."""
 
 from __future__ import annotations
 
