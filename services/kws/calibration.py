@@ -23,7 +23,7 @@ from services.kws import augment
 from services.kws.dataset import VoiceAudio, compose, keyword_speed, load_voice_audio
 from services.kws.detector import detect
 from services.kws.echo import VOLUMES, EchoPath
-from services.kws.evaluation import evaluate_voice
+from services.kws.evaluation import ScoredTracks, intervals_at
 from services.kws.export import read_metadata, write_metadata
 from services.kws.model import MODEL_PATH, SpotterModel
 from services.kws.speech_plan import VoicePlan, plan_split
@@ -109,16 +109,15 @@ class FalseIntervalFloor:
     false_intervals: np.ndarray  # at each of THRESHOLDS
 
 
-def false_interval_floor(spotter: KeywordSpotter, cache: SpeechCache) -> FalseIntervalFloor:
-    """False intervals in the validation voices' keyword-free speech at every threshold, through the
-    training channel effects (the tracks and the draw train's threshold rule uses), and ``budget_floor``."""
-    scored = validation_scores(spotter, cache, TrainingConfig.seed)
+def false_interval_floor(spotter: KeywordSpotter, voices: list[ScoredTracks]) -> FalseIntervalFloor:
+    """``budget_floor`` of the false intervals in the voices' keyword-free speech at every threshold."""
     false_intervals = np.array(
-        [sum(evaluate_voice(spotter, voice, float(a)).speech_false for voice in scored) for a in THRESHOLDS]
+        [sum(len(intervals_at(spotter, voice.speech, float(a))) for voice in voices) for a in THRESHOLDS]
     )
-    hours = sum(voice.speech.duration_ms for voice in scored if voice.speech is not None) / 3.6e6
-    floor = budget_floor(false_intervals, hours, FALSE_BUDGET_PER_HOUR)
-    return FalseIntervalFloor(floor, hours, false_intervals)
+    hours = sum(voice.speech.duration_ms for voice in voices) / 3.6e6
+    return FalseIntervalFloor(
+        budget_floor(false_intervals, hours, FALSE_BUDGET_PER_HOUR), hours, false_intervals
+    )
 
 
 def run_calibration(
@@ -140,7 +139,8 @@ def run_calibration(
     mic_threshold = spotter.metadata.mic_threshold
     mic = np.array([[fires(spotter, scores, mic_threshold) for scores in echoed[v]] for v in VOLUMES])
     loss = calibration_loss(playback, mic, miss_weight, false_weight)
-    floor = false_interval_floor(spotter, cache)
+    # The validation tracks through the training channel effects, in the draw train's threshold rule uses.
+    floor = false_interval_floor(spotter, validation_scores(spotter, cache, TrainingConfig.seed))
     best = lowest_loss_threshold(loss, floor.threshold)
     metadata = read_metadata(model_path)
     metadata["playback_threshold"] = best

@@ -31,6 +31,7 @@ from services.kws.evaluation import (
 from services.kws.features import N_MELS, SAMPLE_RATE
 from services.kws.model import MODEL_PATH, SpotterModel
 from services.kws.spotter import KeywordSpotter
+from services.kws.thresholds import FALSE_BUDGET_PER_HOUR, FALSE_WEIGHT, MISS_WEIGHT
 
 log = logging.getLogger(__name__)
 CARD_PATH = Path(__file__).resolve().parent / "MODEL_CARD.md"
@@ -217,6 +218,9 @@ def write_card(
         tunes=EVALUATION_TUNES,
         rtf=rtf,
         targets=targets,
+        miss_weight=MISS_WEIGHT,
+        false_weight=FALSE_WEIGHT,
+        false_budget=FALSE_BUDGET_PER_HOUR,
     )
     enrollment_section = split_card(CARD_PATH)[1]  # written by enroll-evaluate, kept as it is
     CARD_PATH.write_text(text + ("\n" + enrollment_section if enrollment_section else ""), encoding="utf-8")
@@ -288,8 +292,9 @@ in the per-voice table):
 
 {targets}
 
-The playback threshold comes from `calibrate` (echo agreement, misses weighted 5:1, no lower than the
-validation voices' false-interval budget of 1 per hour allows), not from this table,
+The playback threshold comes from `calibrate` (echo agreement, misses weighted
+{miss_weight:g}:{false_weight:g}, no lower than the validation voices' false-interval budget of
+{false_budget:g} per hour allows), not from this table,
 so it sits below the microphone threshold and trades false intervals for fewer self-triggers; see
 `reports/calibration.md` and `reports/self_trigger.md`. The threshold sweep shows the trade-off.
 

@@ -15,8 +15,9 @@ import soxr
 from services.common.audio import AudioRejected
 from services.common.settings import REPO_ROOT
 from services.kws import augment
-from services.kws.calibration import PlaybackTrack
+from services.kws.calibration import PlaybackTrack, false_interval_floor
 from services.kws.detector import NO_HOLD
+from services.kws.evaluation import ScoredTrack, ScoredTracks
 from services.kws.intervals import SkipInterval
 from services.kws.model import MODEL_PATH, ModelMetadata, SpotterModel
 from services.kws.simulation import echo_outcomes
@@ -197,3 +198,25 @@ def test_echo_outcomes_mute_by_each_thresholds_intervals(spotter):
     assert unmuted.shape == (10, 1) and unmuted.sum() >= 5, "the keyword's echo wakes the microphone"
     assert not muted[0.1].any(), "a track muted from start to end cannot wake it"
     assert (muted[0.9] == unmuted).all(), "with no interval the microphone hears what it hears unmuted"
+
+
+def _plateau(peak: float, frames: int = 300) -> ScoredTrack:
+    """Frame scores that sit at ``peak`` for half a second in the middle of a 6 s track."""
+    scores = np.zeros(frames, np.float32)
+    scores[125:150] = peak
+    return ScoredTrack(scores, duration_ms=frames * 20)
+
+
+def test_the_calibration_floor_counts_only_the_keyword_free_speech(spotter):
+    """The floor sits just above the keyword-free speech's false interval, whatever the keyword and confusable
+    tracks score, and rises only when the speech is too short for that interval to be within budget."""
+    voices = [
+        ScoredTracks("a", [_plateau(0.95)], [_plateau(0.85)], _plateau(0.42), 0.0, 6.0),
+        ScoredTracks("b", [_plateau(0.95)], [], _plateau(0.0), 0.0, 6.0),
+    ]
+    floor = false_interval_floor(spotter, voices)
+    assert floor.speech_hours == pytest.approx(12 / 3600)
+    assert floor.threshold == 0.43
+    assert floor.false_intervals[43:].sum() == 0 and floor.false_intervals[42] == 1
+    hours_of_speech = [ScoredTracks("c", [], [], _plateau(0.42, frames=180_000 * 10), 0.0, 3600.0)]
+    assert false_interval_floor(spotter, hours_of_speech).threshold == 0.0  # 1 in 10 h is within budget
