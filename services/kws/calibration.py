@@ -25,6 +25,7 @@ from services.kws.detector import detect
 from services.kws.echo import VOLUMES, EchoPath
 from services.kws.evaluation import ScoredTracks, intervals_at
 from services.kws.export import read_metadata, write_metadata
+from services.kws.features import SAMPLE_RATE
 from services.kws.model import MODEL_PATH, SpotterModel
 from services.kws.speech_plan import VoicePlan, plan_split
 from services.kws.spotter import KeywordSpotter
@@ -51,6 +52,11 @@ class PlaybackTrack:
     kind: str  # one of RESPONSE_KINDS
     voice: str  # the voice's key
     text: str  # what the response says: the keyword, the confusable word or the saying
+    keyword_span_ms: tuple[int, int] | None = None  # where a "keyword" response says it
+
+    @property
+    def duration_ms(self) -> float:
+        return 1000 * len(self.samples) / SAMPLE_RATE
 
 
 def response_tracks(
@@ -60,17 +66,27 @@ def response_tracks(
 
     ``voices`` are the loaded takes of ``plans``, one voice per plan, role by role in the same order."""
     tracks = []
-    silence = np.zeros(int(0.3 * 16000), np.float32)
+    silence = np.zeros(int(0.3 * SAMPLE_RATE), np.float32)
 
-    def response(audio: np.ndarray, kind: str, voice: VoiceAudio, request: SpeechRequest) -> PlaybackTrack:
-        return PlaybackTrack(np.concatenate([silence, audio, silence]), kind, voice.key, request.text)
+    def response(
+        audio: np.ndarray,
+        kind: str,
+        voice: VoiceAudio,
+        request: SpeechRequest,
+        span: tuple[int, int] | None = None,
+    ) -> PlaybackTrack:
+        track = np.concatenate([silence, audio, silence])
+        if span is None:
+            return PlaybackTrack(track, kind, voice.key, request.text)
+        start_ms, end_ms = (1000 * (len(silence) + edge) // SAMPLE_RATE for edge in span)
+        return PlaybackTrack(track, kind, voice.key, request.text, (start_ms, end_ms))
 
     for voice, plan in zip(voices, plans, strict=True):
         for keyword, request in zip(voice.keywords, plan.keywords, strict=True):
-            audio, _ = compose(
+            audio, span = compose(
                 keyword, voice, rng, keyword_speed(keyword, voice, rng) if not voice.natural else 1.0
             )
-            tracks.append(response(audio, "keyword", voice, request))
+            tracks.append(response(audio, "keyword", voice, request, span))
         for confusable, request in zip(voice.confusables, plan.confusables, strict=True):
             audio, _ = compose(confusable, voice, rng)
             tracks.append(response(audio, "confusable", voice, request))

@@ -6,13 +6,16 @@ from services.kws import augment
 from services.kws.__main__ import build_parser
 from services.kws.calibration import PlaybackTrack, calibration_loss
 from services.kws.echo import EchoPath
+from services.kws.intervals import SkipInterval
 from services.kws.simulation import (
     ThresholdOutcome,
+    keyword_muting,
     leftover_lines,
     muted_echo,
     self_trigger_rows,
     trade_off_lines,
 )
+from services.kws.spotter import KwsScan
 from services.kws.thresholds import FALSE_WEIGHT, MISS_WEIGHT
 
 
@@ -119,3 +122,20 @@ def test_trade_off_table_marks_the_calibrated_threshold_and_counts_responses_onc
     lines = trade_off_lines(outcomes, calibrated=0.33)
     assert "| 0.10 | 25.000% | 1 | 5.00% | 20.00% | 1.00% | 0.00% |" in lines
     assert any(line.startswith("| **0.33** (calibrated) | 0.000% | 0 |") for line in lines)
+
+
+def test_keyword_muting_sets_the_spans_share_of_all_playback_beside_what_the_intervals_mute():
+    one_second = np.zeros(16000, np.float32)
+    tracks = [
+        PlaybackTrack(np.tile(one_second, 4), "keyword", "v", "Маруся", keyword_span_ms=(1000, 1600)),
+        PlaybackTrack(np.tile(one_second, 2), "keyword", "v", "Маруся", keyword_span_ms=(500, 900)),
+        PlaybackTrack(np.tile(one_second, 4), "speech", "v", "t"),
+    ]
+    scans = [
+        KwsScan(4000, [SkipInterval(900, 1750, 1.0)], "m", 0.5),
+        KwsScan(2000, [SkipInterval(400, 1050, 1.0)], "m", 0.5),
+        KwsScan(4000, [SkipInterval(0, 300, 0.6)], "m", 0.5),
+    ]
+    muting = keyword_muting(tracks, scans)
+    assert muting.span_share == (600 + 400) / 10_000, "the floor counts the spans, not the intervals"
+    assert (muting.mean_span_ms, muting.mean_muted_ms) == (500, 750), "keyword-free ones count in neither"
