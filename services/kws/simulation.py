@@ -24,6 +24,7 @@ from services.kws import augment
 from services.kws.calibration import REPORT_DIR, RESPONSE_KINDS, PlaybackTrack, fires, response_tracks
 from services.kws.dataset import load_voice_audio
 from services.kws.echo import VOLUMES, EchoPath
+from services.kws.evaluation import ratio_interval
 from services.kws.model import MODEL_PATH, SpotterModel
 from services.kws.speech_plan import plan_split
 from services.kws.spotter import KeywordSpotter, KwsScan
@@ -77,7 +78,11 @@ def run_simulation(
         ThresholdOutcome(threshold, muted[threshold], muted_time_shares(tracks, scans[threshold]))
         for threshold in thresholds
     ]
-    write_report(rows, tracks, scans[spotter.threshold], leftovers, trade_off, spotter)
+    intervals = {
+        "unmuted": self_trigger_interval(tracks, unmuted, seed),
+        "muted": self_trigger_interval(tracks, muted[spotter.threshold], seed),
+    }
+    write_report(rows, intervals, tracks, scans[spotter.threshold], leftovers, trade_off, spotter)
     return rows
 
 
@@ -140,6 +145,19 @@ def self_trigger_rows(
     ]
 
 
+def self_trigger_interval(
+    tracks: list[PlaybackTrack], fired: np.ndarray, seed: int, rounds: int = 2000
+) -> tuple[float, float]:
+    """95% interval of the share of echoes that fire (volumes x responses), resampling whole voices: one
+    voice's responses fail together, so the voices, not the responses, are the independent witnesses."""
+    voices = np.array([track.voice for track in tracks])
+    unique = np.unique(voices)
+    fired_by_voice = np.array([fired[:, voices == voice].sum() for voice in unique], float)
+    trials_by_voice = np.array([fired.shape[0] * (voices == voice).sum() for voice in unique], float)
+    picks = np.random.default_rng(seed).integers(0, len(unique), size=(rounds, len(unique)))
+    return ratio_interval(fired_by_voice, trials_by_voice, picks)
+
+
 def muted_time_shares(tracks: list[PlaybackTrack], scans: list[KwsScan]) -> dict[str, float]:
     """Share of playback time inside ``skip_kws`` intervals, over all responses ("all") and per kind."""
     muted_ms = np.array([scan.muted_ms for scan in scans], float)
@@ -182,6 +200,7 @@ def keyword_muting_line(muting: KeywordMuting, keyword_share: float) -> str:
 
 def write_report(
     rows,
+    intervals: dict[str, tuple[float, float]],
     tracks: list[PlaybackTrack],
     calibrated_scans: list[KwsScan],
     leftovers: list[tuple[PlaybackTrack, int, float]],
@@ -219,7 +238,14 @@ def write_report(
     mean_unmuted = np.mean([r["unmuted"] for r in rows])
     mean_muted = np.mean([r["muted"] for r in rows])
     totals = " | ".join(str(sum(r[k] for r in rows)) + " in all" for k in by_kind)
-    lines += [f"| mean | {mean_unmuted:.2%} | {mean_muted:.3%} | {totals} |", ""]
+    (unmuted_low, unmuted_high), (muted_low, muted_high) = intervals["unmuted"], intervals["muted"]
+    lines += [
+        f"| mean [95% CI] | {mean_unmuted:.2%} [{unmuted_low:.2%}, {unmuted_high:.2%}] | "
+        f"{mean_muted:.3%} [{muted_low:.3%}, {muted_high:.3%}] | {totals} |",
+        "",
+        f"95% intervals: bootstrap over the {len(set(track.voice for track in tracks))} voices.",
+        "",
+    ]
     lines += leftover_lines(leftovers, spotter.threshold)
     lines += trade_off_lines(trade_off, spotter.threshold)
     REPORT_DIR.mkdir(exist_ok=True)

@@ -12,6 +12,7 @@ from services.kws.simulation import (
     keyword_muting,
     leftover_lines,
     muted_echo,
+    self_trigger_interval,
     self_trigger_rows,
     trade_off_lines,
 )
@@ -139,3 +140,13 @@ def test_keyword_muting_sets_the_spans_share_of_all_playback_beside_what_the_int
     muting = keyword_muting(tracks, scans)
     assert muting.span_share == (600 + 400) / 10_000, "the floor counts the spans, not the intervals"
     assert (muting.mean_span_ms, muting.mean_muted_ms) == (500, 750), "keyword-free ones count in neither"
+
+
+def test_the_self_trigger_interval_resamples_voices_so_one_voices_failures_stay_uncertain():
+    tracks = [PlaybackTrack(np.zeros(16, np.float32), "speech", voice, "t") for voice in "aabbcc"]
+    one_voice = np.zeros((10, 6), bool)
+    one_voice[:, :2] = True  # voice a's two responses at every volume: a third of the echoes
+    assert self_trigger_interval(tracks, one_voice, seed=0) == (0.0, 1.0)
+    every_voice = np.zeros((10, 6), bool)
+    every_voice[:, ::2] = True  # one response of each voice
+    assert self_trigger_interval(tracks, every_voice, seed=0) == (0.5, 0.5)
