@@ -80,6 +80,18 @@ def test_cry_threshold_respects_the_budget_of_every_source() -> None:
         assert np.mean(probabilities < threshold) <= calibration.CRY_REJECTION_BUDGET
 
 
+def test_cry_threshold_sits_midway_below_the_cry_it_rests_on() -> None:
+    cries = np.linspace(0.30, 0.99, 100)  # 4% of 100: at most 3 strictly below (floor(0.04 * 99))
+    threshold = calibration.choose_cry_threshold({"donateacry": cries})
+    assert threshold == (cries[3] + cries[2]) / 2
+    assert np.sum(cries < threshold) == 3, "the same cries are rejected as at the highest threshold"
+    assert calibration.choose_cry_threshold({"few": np.array([0.6, 0.7])}) == 0.6, "no cry below: no gap"
+    # The gap is the one below the binding cry among every source's cries, so a small source with a
+    # wide gap below its own budget cry does not drag the threshold down.
+    sources = {"many": cries, "few": np.array([0.05] + [0.33] * 29)}  # its budget cry 0.33, gap to 0.05
+    assert calibration.choose_cry_threshold(sources) == (cries[3] + cries[2]) / 2
+
+
 def test_metrics_on_a_known_confusion() -> None:
     targets = np.array([0, 0, 0, 0, 1, 1, 2, 2])
     predictions = np.array([0, 0, 0, 1, 1, 0, 2, 2])
