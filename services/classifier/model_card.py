@@ -193,7 +193,7 @@ def render_model_card(
         f"threshold rejects at most {CRY_REJECTION_BUDGET:.0%} of the out-of-fold cries of each source "
         "(Donate-a-Cry; ESC crying_baby, i.e. cries from other devices), whichever is stricter, and is "
         "as high as that allows, set midway between the cry it rests on and the next lower one so that "
-        "floating-point noise cannot move that cry across it.",
+        "noise smaller than half that gap (floating point, say) cannot move that cry across it.",
         "",
         "Targets: reject at least 95% of non-cries and at most 5% of real cries. Measured (out of fold "
         "for trained "
