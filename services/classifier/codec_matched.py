@@ -21,13 +21,13 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from services.classifier import metrics
 from services.classifier.augment import CODEC_MATCH, codec_match
 from services.classifier.dataset import Clip
 from services.classifier.features import log_mel, split_windows, to_model_rate
 from services.classifier.nets import StatsReasonNet
 from services.classifier.settings import ClassifierSettings
 from services.classifier.train import Task
+from services.common.bootstrap import group_bootstrap
 
 # Inverse L2 strength of the platform probe: a plain, fixed logistic regression, not tuned to any figure.
 PLATFORM_PROBE_REGULARISATION = 1.0
@@ -85,4 +85,4 @@ def platform_auc(
         labels = is_ios[index]
         return float(roc_auc_score(labels, scores[index])) if 0 < labels.sum() < len(labels) else 0.5
 
-    return metrics.group_bootstrap(auc, groups, seed)
+    return group_bootstrap(auc, groups, seed)

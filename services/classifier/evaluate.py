@@ -38,6 +38,7 @@ from services.classifier.train import (
     reason_task,
 )
 from services.classifier.training import FitConfig
+from services.common.bootstrap import group_bootstrap
 from services.common.evidence import load_evidence_config
 
 # The reference baseline as published: plain cross-entropy, no augmentation, the first window of each clip.
@@ -102,10 +103,10 @@ def reason_section(task: Task, results: list[ModelResult], seed: int) -> list[st
     groups = [c.group for c in task.clips]
     lines = ["| model | macro-F1 [95% CI] | balanced accuracy [95% CI] |", "| --- | --- | --- |"]
     for result in results:
-        f1 = metrics.group_bootstrap(
+        f1 = group_bootstrap(
             lambda i, r=result: metrics.macro_f1(targets[i], r.predictions[i], n), groups, seed
         )
-        bacc = metrics.group_bootstrap(
+        bacc = group_bootstrap(
             lambda i, r=result: metrics.balanced_accuracy(targets[i], r.predictions[i], n), groups, seed
         )
         lines.append(f"| {result.name} | {_fmt(f1)} | {_fmt(bacc)} |")
@@ -118,9 +119,7 @@ def reason_section(task: Task, results: list[ModelResult], seed: int) -> list[st
                 targets[i], o.predictions[i], n
             )
 
-        lines.append(
-            f"- macro-F1, shipped minus {other.name}: {_fmt(metrics.group_bootstrap(margin, groups, seed))}"
-        )
+        lines.append(f"- macro-F1, shipped minus {other.name}: {_fmt(group_bootstrap(margin, groups, seed))}")
     for result in results:
         lines += [
             "",
@@ -146,7 +145,7 @@ def reason_section(task: Task, results: list[ModelResult], seed: int) -> list[st
         sub_groups = [groups[i] for i in index]
         cells = [
             _fmt(
-                metrics.group_bootstrap(
+                group_bootstrap(
                     lambda i, r=r, index=index: metrics.macro_f1(
                         targets[index][i], r.predictions[index][i], n
                     ),
@@ -274,18 +273,20 @@ def pooled_outcomes(rows: dict[str, list[GateOutcome]]) -> dict[str, list[GateOu
     }
 
 
-def rejection_cell(outcomes: list[GateOutcome], seed: int | None = None) -> str:
-    """ "81.5% (203 of 249)", with a 95% group-bootstrap interval when a ``seed`` is given."""
+def rejected_share(outcomes: list[GateOutcome]) -> float:
+    return float(np.mean([outcome.reason is not None for outcome in outcomes]))
+
+
+def rejection_cell(outcomes: list[GateOutcome], seed: int) -> str:
+    """The share turned away, its 95% group-bootstrap interval and the counts, as in
+    "81.5% [75.2%, 87.3%] (203 of 249)"."""
     if not outcomes:
         return "no clips"
     rejected = np.array([outcome.reason is not None for outcome in outcomes])
-    count = f"({rejected.sum()} of {len(rejected)})"
-    if seed is None:
-        return f"{rejected.mean():.1%} {count}"
-    share, low, high = metrics.group_bootstrap(
+    share, low, high = group_bootstrap(
         lambda index: float(rejected[index].mean()), [outcome.group for outcome in outcomes], seed
     )
-    return f"{share:.1%} [{low:.1%}, {high:.1%}] {count}"
+    return f"{share:.1%} [{low:.1%}, {high:.1%}] ({rejected.sum()} of {len(rejected)})"
 
 
 def gate_section(
@@ -296,14 +297,13 @@ def gate_section(
     for kind in sorted(rows):
         counts = Counter(outcome.reason for outcome in rows[kind] if outcome.reason)
         detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        rejected = np.mean([outcome.reason is not None for outcome in rows[kind]])
-        lines.append(f"| {kind} | {len(rows[kind])} | {rejected:.1%} | {detail} |")
+        lines.append(f"| {kind} | {len(rows[kind])} | {rejected_share(rows[kind]):.1%} | {detail} |")
     pooled = pooled_outcomes(rows)
     others = {name: pooled_outcomes(ablation) for name, ablation in ablations.items()}
     lines += [
         "",
-        "Pooled, for the shipped gate (with 95% bootstrap intervals over groups: app instances, freesound "
-        "recordings, packaged creatures and machines) and for the same gate fitted "
+        "Pooled, with 95% bootstrap intervals over groups (app instances, freesound recordings, packaged "
+        "creatures and machines), for the shipped gate and for the same gate fitted "
         f"{' or '.join(others)} (each threshold chosen by the same rule; without the packaged negatives, "
         "the packaged clips are unseen kinds scored by every fold model):",
         "",
@@ -313,14 +313,10 @@ def gate_section(
     for name in GATE_POOLS:
         cells = [
             rejection_cell(pooled[name], seed),
-            *(rejection_cell(other[name]) for other in others.values()),
+            *(rejection_cell(o[name], seed) for o in others.values()),
         ]
         lines.append(f"| {name} | {' | '.join(cells)} |")
-    rates = {
-        name: np.mean([o.reason is not None for o in outcomes])
-        for name, outcomes in pooled.items()
-        if outcomes
-    }
+    rates = {name: rejected_share(outcomes) for name, outcomes in pooled.items() if outcomes}
     cries = rates[CRY_POOL]
     recorded = min(rates[name] for name in RECORDED_NON_CRY_POOLS if name in rates)
     lines += [

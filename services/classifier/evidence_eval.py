@@ -19,6 +19,7 @@ from services.classifier import calibration, metrics
 from services.classifier.age_prior import age_prior_from_clips
 from services.classifier.augment import CODEC_MATCH, OPUS
 from services.classifier.dataset import Clip
+from services.common.bootstrap import BOOTSTRAP_ROUNDS, group_bootstrap
 from services.common.evidence import AgePrior, EvidenceConfig, combine_evidence
 
 AUDIO = "audio model (shipped calibration, cross-fitted)"
@@ -174,7 +175,7 @@ def metrics_table(inputs: EvidenceInputs, index: np.ndarray, seed: int, rounds: 
     ]
     for name, probabilities in inputs.rows.items():
         cells = [
-            _fmt(metrics.group_bootstrap(lambda i, f=function: f(index[i]), groups, seed, rounds))
+            _fmt(group_bootstrap(lambda i, f=function: f(index[i]), groups, seed, rounds))
             for function in _metric_functions(inputs, name)
         ]
         ece = calibration.expected_calibration_error(probabilities[index], inputs.targets[index])
@@ -194,7 +195,7 @@ def paired_differences(inputs: EvidenceInputs, index: np.ndarray, seed: int, rou
         if first not in inputs.rows or second not in inputs.rows:
             continue
         estimates = [
-            metrics.group_bootstrap(lambda i, f=f, g=g: f(index[i]) - g(index[i]), groups, seed, rounds)
+            group_bootstrap(lambda i, f=f, g=g: f(index[i]) - g(index[i]), groups, seed, rounds)
             for f, g in zip(_metric_functions(inputs, first), _metric_functions(inputs, second), strict=True)
         ]
         cells = " | ".join(_signed(estimate) for estimate in estimates)
@@ -261,7 +262,7 @@ def flag_meaning(inputs: EvidenceInputs, shipped_ratio: float, seed: int, rounds
             )
             continue
         groups = [inputs.groups[i] for i in index]
-        gain = metrics.group_bootstrap(lambda i, index=index: loss_gain(index[i]), groups, seed, rounds)
+        gain = group_bootstrap(lambda i, index=index: loss_gain(index[i]), groups, seed, rounds)
         verdict = (
             "helped" if gain[2] < 0 else "made the answer worse" if gain[1] > 0 else "changed nothing clear"
         )
@@ -351,7 +352,7 @@ def evidence_section(
     config: EvidenceConfig,
     seed: int,
     reliability_plot: str,
-    rounds: int = metrics.BOOTSTRAP_ROUNDS,
+    rounds: int = BOOTSTRAP_ROUNDS,
 ) -> list[str]:
     """The whole section, from the out-of-fold arrays (``rounds``: group-bootstrap resamples per interval)."""
     everyone = np.arange(len(inputs.targets))

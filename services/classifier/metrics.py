@@ -1,16 +1,8 @@
-"""Classification metrics with group bootstrap confidence intervals (pure numpy).
-
-The bootstrap resamples app instances (groups), not clips: clips of one baby are not independent, so
-resampling clips would make the intervals too narrow.
-"""
+"""Classification metrics over clips (pure numpy); their intervals come from services.common.bootstrap."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import numpy as np
-
-BOOTSTRAP_ROUNDS = 1000
 
 
 def per_class(
@@ -41,22 +33,3 @@ def balanced_accuracy(targets: np.ndarray, predictions: np.ndarray, n_classes: i
 def accuracy(targets: np.ndarray, predictions: np.ndarray, n_classes: int) -> float:
     """Share of clips answered right (n_classes is unused; it keeps the other clip metrics' signature)."""
     return float(np.mean(targets == predictions))
-
-
-Metric = Callable[[np.ndarray], float]  # index array of clips -> value
-
-
-def group_bootstrap(
-    metric: Metric, groups: Sequence[str], seed: int, rounds: int = BOOTSTRAP_ROUNDS
-) -> tuple[float, float, float]:
-    """(point estimate, 2.5%, 97.5%) of ``metric`` over clips, resampling whole groups with replacement."""
-    group_array = np.asarray(groups)
-    unique = np.unique(group_array)
-    members = [np.flatnonzero(group_array == g) for g in unique]
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(rounds):
-        chosen = rng.integers(0, len(unique), len(unique))
-        values.append(metric(np.concatenate([members[i] for i in chosen])))
-    low, high = np.percentile(values, [2.5, 97.5])
-    return metric(np.arange(len(group_array))), float(low), float(high)

@@ -186,15 +186,6 @@ class Summary:
     edges_within_50ms: float
 
 
-def ratio_interval(
-    numerators: np.ndarray, denominators: np.ndarray, picks: np.ndarray
-) -> tuple[float, float]:
-    """95% interval of sum(numerators) / sum(denominators) over groups (voices) resampled as in ``picks``
-    (rounds x groups of group indices): a rate pooled over voices, resampled by voice."""
-    resampled = numerators[picks].sum(1) / denominators[picks].sum(1)
-    return float(np.percentile(resampled, 2.5)), float(np.percentile(resampled, 97.5))
-
-
 def summarise(results: list[VoiceResult], threshold: float, seed: int = 0, rounds: int = 2000) -> Summary:
     """Pooled figures and bootstrap-over-voices 95% intervals."""
     rng = np.random.default_rng(seed)
@@ -203,15 +194,17 @@ def summarise(results: list[VoiceResult], threshold: float, seed: int = 0, round
     false = np.array([result.speech_false for result in results], float)
     hours = np.array([result.speech_hours for result in results], float)
     picks = rng.integers(0, len(results), size=(rounds, len(results)))
+    recall_boot = caught[picks].sum(1) / occurrences[picks].sum(1)
+    false_boot = false[picks].sum(1) / hours[picks].sum(1)
     edges = np.abs(np.array([e for result in results for e in result.start_errors_ms + result.end_errors_ms]))
     return Summary(
         threshold=threshold,
         recall=float(caught.sum() / occurrences.sum()),
-        recall_ci=ratio_interval(caught, occurrences, picks),
+        recall_ci=(float(np.percentile(recall_boot, 2.5)), float(np.percentile(recall_boot, 97.5))),
         voices_all_caught=int(sum(result.caught == result.occurrences for result in results)),
         voices=len(results),
         false_per_hour=float(false.sum() / hours.sum()),
-        false_per_hour_ci=ratio_interval(false, hours, picks),
+        false_per_hour_ci=(float(np.percentile(false_boot, 2.5)), float(np.percentile(false_boot, 97.5))),
         speech_hours=float(hours.sum()),
         speech_false=int(false.sum()),
         confusable_false_rate=float(

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from services.common.bootstrap import group_bootstrap
 from services.kws import augment
 from services.kws.calibration import REPORT_DIR, RESPONSE_KINDS, PlaybackTrack, fires, response_tracks
 from services.kws.dataset import load_voice_audio
 from services.kws.echo import VOLUMES, EchoPath
-from services.kws.evaluation import ratio_interval
 from services.kws.model import MODEL_PATH, SpotterModel
 from services.kws.speech_plan import plan_split
 from services.kws.spotter import KeywordSpotter, KwsScan
@@ -145,17 +145,13 @@ def self_trigger_rows(
     ]
 
 
-def self_trigger_interval(
-    tracks: list[PlaybackTrack], fired: np.ndarray, seed: int, rounds: int = 2000
-) -> tuple[float, float]:
+def self_trigger_interval(tracks: list[PlaybackTrack], fired: np.ndarray, seed: int) -> tuple[float, float]:
     """95% interval of the share of echoes that fire (volumes x responses), resampling whole voices: one
     voice's responses fail together, so the voices, not the responses, are the independent witnesses."""
-    voices = np.array([track.voice for track in tracks])
-    unique = np.unique(voices)
-    fired_by_voice = np.array([fired[:, voices == voice].sum() for voice in unique], float)
-    trials_by_voice = np.array([fired.shape[0] * (voices == voice).sum() for voice in unique], float)
-    picks = np.random.default_rng(seed).integers(0, len(unique), size=(rounds, len(unique)))
-    return ratio_interval(fired_by_voice, trials_by_voice, picks)
+    _, low, high = group_bootstrap(
+        lambda responses: float(fired[:, responses].mean()), [track.voice for track in tracks], seed
+    )
+    return low, high
 
 
 def muted_time_shares(tracks: list[PlaybackTrack], scans: list[KwsScan]) -> dict[str, float]:

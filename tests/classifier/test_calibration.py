@@ -99,16 +99,3 @@ def test_metrics_on_a_known_confusion() -> None:
     assert rows[0] == (0.75, 0.75, 0.75, 4)
     assert rows[2] == (1.0, 1.0, 1.0, 2)
     assert metrics.balanced_accuracy(targets, predictions, 3) == (0.75 + 0.5 + 1.0) / 3
-
-
-def test_group_bootstrap_interval_brackets_the_estimate() -> None:
-    rng = np.random.default_rng(3)
-    correct = rng.random(400) < 0.7
-    groups = [f"g{i // 4}" for i in range(400)]
-
-    def accuracy(index: np.ndarray) -> float:
-        return float(correct[index].mean())
-
-    estimate, low, high = metrics.group_bootstrap(accuracy, groups, seed=0, rounds=300)
-    assert low < estimate < high
-    assert low > 0.6 and high < 0.8

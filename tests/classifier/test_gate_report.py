@@ -24,7 +24,7 @@ def test_the_interval_resamples_groups_not_clips() -> None:
     assert width(clustered) > 1.5 * width(independent), "ten clips of one instance are not ten witnesses"
 
 
-def test_the_pooled_table_gives_the_shipped_gate_an_interval_and_the_ablations_counts() -> None:
+def test_the_pooled_table_gives_every_gate_its_rate_interval_and_counts() -> None:
     rows = {
         "cry: donateacry-cleaned": _outcomes(1, 19),
         "not a cry, evaluation-only ESC-50: cat": _outcomes(4, 6),
@@ -35,6 +35,8 @@ def test_the_pooled_table_gives_the_shipped_gate_an_interval_and_the_ablations_c
     }
     lines = gate_section(rows, {"without balancing": ablation}, seed=1)
     cries = next(line for line in lines if line.startswith("| all real cries |"))
-    assert cries.startswith("| all real cries | 5.0% [") and cries.endswith("(1 of 20) | 10.0% (2 of 20) |")
+    shipped, ablated = cries.split(" | ")[1:3]
+    assert shipped.startswith("5.0% [") and shipped.endswith("(1 of 20)")
+    assert ablated.startswith("10.0% [") and ablated.endswith("(2 of 20) |")
     assert any("real cries rejected 5.0% (target at most 5%: met)" in line for line in lines)
     assert any("recorded non-cries rejected at worst 40.0%" in line for line in lines)
