@@ -328,7 +328,8 @@ def calibrated_threshold(spotter, held_out: ScoredTracks, free_tracks: list[Scor
     truth = np.array([[True] * len(held_out.positives) + [False] * len(free_tracks)])
     hours = sum(track.duration_ms for track in free_tracks) / 3.6e6
     floor = budget_floor(np.array(false_intervals), hours, FALSE_BUDGET_PER_HOUR)
-    loss = calibration_loss(np.array(fires), truth, MISS_WEIGHT, FALSE_WEIGHT)
+    fires = np.array(fires)
+    loss = calibration_loss(truth & ~fires, fires & ~truth, MISS_WEIGHT, FALSE_WEIGHT)
     return lowest_loss_threshold(loss, floor)
 
 

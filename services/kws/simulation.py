@@ -22,9 +22,9 @@ import numpy as np
 
 from services.common.bootstrap import group_bootstrap
 from services.kws import augment
-from services.kws.calibration import REPORT_DIR, RESPONSE_KINDS, PlaybackTrack, fires, response_tracks
+from services.kws.calibration import REPORT_DIR, RESPONSE_KINDS, PlaybackTrack, echo_outcomes, response_tracks
 from services.kws.dataset import load_voice_audio
-from services.kws.echo import VOLUMES, EchoPath
+from services.kws.echo import VOLUMES
 from services.kws.model import MODEL_PATH, SpotterModel
 from services.kws.speech_plan import plan_split
 from services.kws.spotter import KeywordSpotter, KwsScan
@@ -84,52 +84,6 @@ def run_simulation(
     }
     write_report(rows, intervals, tracks, scans[spotter.threshold], leftovers, trade_off, spotter)
     return rows
-
-
-def echo_outcomes(
-    spotter: KeywordSpotter,
-    tracks: list[PlaybackTrack],
-    rirs: list[np.ndarray],
-    scans: dict[float, list[KwsScan]],
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, dict[float, np.ndarray]]:
-    """Whether the microphone side fires on each response's echo (volumes x responses): without muting, and
-    with the microphone zeroed inside the playback-side intervals at each playback threshold.
-
-    One echo per volume and response serves every threshold; thresholds whose intervals agree share a scan."""
-    echo = EchoPath()
-    mic_threshold = spotter.metadata.mic_threshold
-    unmuted = np.zeros((len(VOLUMES), len(tracks)), bool)
-    muted = {threshold: np.zeros_like(unmuted) for threshold in scans}
-    for row, volume in enumerate(VOLUMES):
-        for index, (track, rir) in enumerate(zip(tracks, rirs, strict=True)):
-            heard = echo.apply(track.samples, volume, rir, rng)
-            unmuted[row, index] = fires(spotter, spotter.frame_scores(heard), mic_threshold)
-            outcomes = {(): unmuted[row, index]}
-            for threshold, threshold_scans in scans.items():
-                spans = tuple((iv.start_ms, iv.end_ms) for iv in threshold_scans[index].intervals)
-                if spans not in outcomes:
-                    muted_heard = muted_echo(heard, spans, spotter.metadata.sample_rate)
-                    outcomes[spans] = fires(spotter, spotter.frame_scores(muted_heard), mic_threshold)
-                muted[threshold][row, index] = outcomes[spans]
-        with_muting = ", ".join(
-            f"{100 * outcome[row].mean():.3f}% at {t:.2f}" for t, outcome in muted.items()
-        )
-        log.info(
-            "volume %d: self-triggers %.2f%% without muting; with: %s",
-            volume,
-            100 * unmuted[row].mean(),
-            with_muting,
-        )
-    return unmuted, muted
-
-
-def muted_echo(heard: np.ndarray, spans: tuple[tuple[int, int], ...], sample_rate: int) -> np.ndarray:
-    """What the app's microphone passes on with ``skip_kws`` applied: zero inside each span (in ms)."""
-    muted = heard.copy()
-    for start_ms, end_ms in spans:
-        muted[start_ms * sample_rate // 1000 : end_ms * sample_rate // 1000] = 0.0
-    return muted
 
 
 def self_trigger_rows(
@@ -241,11 +195,27 @@ def write_report(
         "",
         f"95% intervals: bootstrap over the {len(set(track.voice for track in tracks))} voices.",
         "",
+        kind_rates_line(rows, kinds),
+        "",
     ]
     lines += leftover_lines(leftovers, spotter.threshold)
     lines += trade_off_lines(trade_off, spotter.threshold)
     REPORT_DIR.mkdir(exist_ok=True)
     (REPORT_DIR / "self_trigger.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def kind_rates_line(rows: list[dict[str, float]], kinds: list[str]) -> str:
+    """The self-trigger rate with muting of each kind of response: the mean above is these rates weighted
+    by this simulation's mix (a third each), and any other mix weighs them by its own shares."""
+    names = {"keyword": "with the keyword", "confusable": "with a confusable", "speech": "keyword-free"}
+    rates = ", ".join(
+        f"{names[kind]} {sum(r[f'muted_{kind}'] for r in rows) / (kinds.count(kind) * len(rows)):.3%}"
+        for kind in RESPONSE_KINDS
+    )
+    return (
+        f"With muting, by kind of response (of its plays, responses × volumes): {rates}. The mean above "
+        "weighs these by this mix, a third each; playback with fewer confusables weighs them by its own."
+    )
 
 
 def leftover_lines(leftovers: list[tuple[PlaybackTrack, int, float]], playback_threshold: float) -> list[str]:

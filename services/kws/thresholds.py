@@ -16,12 +16,12 @@ FALSE_BUDGET_PER_HOUR = 1.0
 
 
 def calibration_loss(
-    playback_fires: np.ndarray, mic_fires: np.ndarray, miss_weight: float, false_weight: float
+    missed: np.ndarray, false_alarms: np.ndarray, miss_weight: float, false_weight: float
 ) -> np.ndarray:
-    """Loss per threshold; ``playback_fires`` (thresholds, tracks), ``mic_fires`` (volumes, tracks)."""
-    misses = (mic_fires[None] & ~playback_fires[:, None]).mean(axis=(1, 2))
-    false = (playback_fires[:, None] & ~mic_fires[None]).mean(axis=(1, 2))
-    return miss_weight * misses + false_weight * false
+    """Loss per threshold: ``miss_weight`` × the share of misses plus ``false_weight`` × the share of false
+    alarms, both boolean arrays with the threshold on their first axis (the rest: tracks, volumes)."""
+    axes = tuple(range(1, missed.ndim))
+    return miss_weight * missed.mean(axis=axes) + false_weight * false_alarms.mean(axis=axes)
 
 
 def lowest_loss_threshold(loss: np.ndarray, floor: float = 0.0) -> float:

@@ -4,20 +4,20 @@ import numpy as np
 
 from services.kws import augment
 from services.kws.__main__ import build_parser
-from services.kws.calibration import PlaybackTrack, calibration_loss
+from services.kws.calibration import EchoAgreement, PlaybackTrack, muted_echo
 from services.kws.echo import EchoPath
 from services.kws.intervals import SkipInterval
 from services.kws.simulation import (
     ThresholdOutcome,
     keyword_muting,
+    kind_rates_line,
     leftover_lines,
-    muted_echo,
     self_trigger_interval,
     self_trigger_rows,
     trade_off_lines,
 )
 from services.kws.spotter import KwsScan
-from services.kws.thresholds import FALSE_WEIGHT, MISS_WEIGHT
+from services.kws.thresholds import FALSE_WEIGHT, MISS_WEIGHT, calibration_loss
 
 
 def _speechlike(seconds: float = 2.0) -> np.ndarray:
@@ -65,10 +65,22 @@ def test_agc_catches_a_loud_onset_after_silence_at_once_and_lets_go_slowly():
 def test_calibration_loss_weights_misses_over_false_alarms():
     mic = np.array([[True, False, False, True]])  # one volume, four tracks
     playback = np.array([[True, False, False, True], [False, False, False, False], [True, True, True, True]])
-    loss = calibration_loss(playback, mic, miss_weight=5.0, false_weight=1.0)
+    mic_muted = np.array([[[False] * 4], [[True, False, False, True]], [[False] * 4]])  # as if covered
+    agreement = EchoAgreement(playback, mic, mic_muted)
+    loss = calibration_loss(agreement.missed, agreement.false_alarms, miss_weight=5.0, false_weight=1.0)
     assert loss[0] == 0.0
     assert loss[1] == 5.0 * 2 / 4
     assert loss[2] == 1.0 * 2 / 4
+
+
+def test_an_interval_elsewhere_in_the_track_is_a_miss_not_agreement():
+    """The playback side fires on the track, but its interval leaves what the microphone hears unmuted."""
+    mic = np.array([[True]])
+    playback = np.array([[True]])
+    agreement = EchoAgreement(playback, mic, mic_muted=np.array([[[True]]]))
+    assert agreement.missed.all() and not agreement.false_alarms.any()
+    loss = calibration_loss(agreement.missed, agreement.false_alarms, miss_weight=5.0, false_weight=1.0)
+    assert loss[0] == 5.0
 
 
 def test_calibrate_takes_both_weights_and_defaults_to_the_calibration_rule():
@@ -113,6 +125,17 @@ def test_self_trigger_rows_count_the_muted_responses_by_kind():
         "muted_speech": 0,
     }
     assert rows[9]["muted"] == 1 / 3 and rows[9]["muted_confusable"] == 1
+
+
+def test_kind_rates_divide_each_kinds_triggers_by_its_own_plays():
+    kinds = ["keyword", "confusable", "confusable", "speech"]
+    rows = [
+        {"muted_keyword": 0, "muted_confusable": 1 if volume == 1 else 0, "muted_speech": 0}
+        for volume in range(10)
+    ]
+    line = kind_rates_line(rows, kinds)
+    assert "with a confusable 5.000%" in line  # 1 of 2 responses x 10 volumes
+    assert "with the keyword 0.000%" in line and "keyword-free 0.000%" in line
 
 
 def test_trade_off_table_marks_the_calibrated_threshold_and_counts_responses_once():

@@ -15,12 +15,11 @@ import soxr
 from services.common.audio import AudioRejected
 from services.common.settings import REPO_ROOT
 from services.kws import augment
-from services.kws.calibration import PlaybackTrack, false_interval_floor
+from services.kws.calibration import PlaybackTrack, echo_outcomes, false_interval_floor
 from services.kws.detector import NO_HOLD
 from services.kws.evaluation import ScoredTrack, ScoredTracks
 from services.kws.intervals import SkipInterval
 from services.kws.model import MODEL_PATH, ModelMetadata, SpotterModel
-from services.kws.simulation import echo_outcomes
 from services.kws.spotter import KeywordSpotter, KwsScan, StreamingScorer
 from tests.audio_files import encode, tone
 
