@@ -293,8 +293,8 @@ in the per-voice table):
 {targets}
 
 The playback threshold comes from `calibrate` (echo agreement, a miss being the microphone side firing
-through the muting, misses weighted {miss_weight:g}:{false_weight:g}, no lower than the validation voices' false-interval budget of
-{false_budget:g} per hour allows), not from this table,
+through the muting, misses weighted {miss_weight:g}:{false_weight:g}, no lower than the validation
+voices' false-interval budget of {false_budget:g} per hour allows), not from this table,
 so it sits below the microphone threshold and trades false intervals for fewer self-triggers; see
 `reports/calibration.md` and `reports/self_trigger.md`. The threshold sweep shows the trade-off.
 
