@@ -214,11 +214,7 @@ class EchoAgreement:
 
     playback: np.ndarray  # thresholds x tracks: the playback side has an interval on the clean track
     mic: np.ndarray  # volumes x tracks: the microphone side fires on the echo, unmuted
-    mic_muted: np.ndarray  # thresholds x volumes x tracks: ... and with the playback intervals muted
-
-    @property
-    def missed(self) -> np.ndarray:
-        return self.mic_muted
+    missed: np.ndarray  # thresholds x volumes x tracks: ... and still with the playback intervals muted
 
     @property
     def false_alarms(self) -> np.ndarray:

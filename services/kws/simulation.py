@@ -33,6 +33,7 @@ from services.kws.synthesis import SpeechCache
 log = logging.getLogger(__name__)
 # Playback thresholds the report sets beside the calibrated one (a fixed grid, never chosen from its figures).
 TRADE_OFF_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.5, 0.7)
+KIND_NAMES = {"keyword": "with the keyword", "confusable": "with a confusable", "speech": "keyword-free"}
 
 
 @dataclass(frozen=True)
@@ -207,9 +208,8 @@ def write_report(
 def kind_rates_line(rows: list[dict[str, float]], kinds: list[str]) -> str:
     """The self-trigger rate with muting of each kind of response: the mean above is these rates weighted
     by this simulation's mix (a third each), and any other mix weighs them by its own shares."""
-    names = {"keyword": "with the keyword", "confusable": "with a confusable", "speech": "keyword-free"}
     rates = ", ".join(
-        f"{names[kind]} {sum(r[f'muted_{kind}'] for r in rows) / (kinds.count(kind) * len(rows)):.3%}"
+        f"{KIND_NAMES[kind]} {sum(r[f'muted_{kind}'] for r in rows) / (kinds.count(kind) * len(rows)):.3%}"
         for kind in RESPONSE_KINDS
     )
     return (
@@ -231,9 +231,8 @@ def leftover_lines(leftovers: list[tuple[PlaybackTrack, int, float]], playback_t
         "| voice | response | text | volumes of 10 | highest clean-track score |",
         "| --- | --- | --- | --- | --- |",
     ]
-    names = {"keyword": "with the keyword", "confusable": "confusable", "speech": "keyword-free"}
     lines += [
-        f"| {track.voice} | {names[track.kind]} | «{_shortened(track.text)}» | {volumes} | {score:.2f} |"
+        f"| {track.voice} | {KIND_NAMES[track.kind]} | «{_shortened(track.text)}» | {volumes} | {score:.2f} |"
         for track, volumes, score in leftovers
     ]
     return lines + [""]

@@ -65,8 +65,8 @@ def test_agc_catches_a_loud_onset_after_silence_at_once_and_lets_go_slowly():
 def test_calibration_loss_weights_misses_over_false_alarms():
     mic = np.array([[True, False, False, True]])  # one volume, four tracks
     playback = np.array([[True, False, False, True], [False, False, False, False], [True, True, True, True]])
-    mic_muted = np.array([[[False] * 4], [[True, False, False, True]], [[False] * 4]])  # as if covered
-    agreement = EchoAgreement(playback, mic, mic_muted)
+    missed = np.array([[[False] * 4], [[True, False, False, True]], [[False] * 4]])  # muting covers it
+    agreement = EchoAgreement(playback, mic, missed)
     loss = calibration_loss(agreement.missed, agreement.false_alarms, miss_weight=5.0, false_weight=1.0)
     assert loss[0] == 0.0
     assert loss[1] == 5.0 * 2 / 4
@@ -77,7 +77,7 @@ def test_an_interval_elsewhere_in_the_track_is_a_miss_not_agreement():
     """The playback side fires on the track, but its interval leaves what the microphone hears unmuted."""
     mic = np.array([[True]])
     playback = np.array([[True]])
-    agreement = EchoAgreement(playback, mic, mic_muted=np.array([[[True]]]))
+    agreement = EchoAgreement(playback, mic, missed=np.array([[[True]]]))
     assert agreement.missed.all() and not agreement.false_alarms.any()
     loss = calibration_loss(agreement.missed, agreement.false_alarms, miss_weight=5.0, false_weight=1.0)
     assert loss[0] == 5.0
@@ -93,7 +93,7 @@ def test_calibrate_takes_both_weights_and_defaults_to_the_calibration_rule():
 def test_self_trigger_report_names_the_responses_left_and_their_clean_scores():
     track = PlaybackTrack(np.zeros(16000, np.float32), "confusable", "rhvoice:pavel", "Люся |\n сказала")
     lines = leftover_lines([(track, 9, 0.252)], playback_threshold=0.33)
-    assert "| rhvoice:pavel | confusable | «Люся / сказала» | 9 | 0.25 |" in lines
+    assert "| rhvoice:pavel | with a confusable | «Люся / сказала» | 9 | 0.25 |" in lines
     assert "threshold 0.33" in lines[0]
     assert leftover_lines([], 0.33)[0].startswith("No response triggers")
 
